@@ -1,0 +1,17 @@
+"""`python -m medvqa_rl [overrides]` (add -m for a multirun sweep)."""
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from medvqa_rl.run import run
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def main(cfg: DictConfig) -> float:
+    metrics = run(cfg, HydraConfig.get().runtime.output_dir)
+    return metrics["test/accuracy"]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Dataset builders for medvqa_rl (synthetic generator and real-data loaders)."""

@@ -1,0 +1,28 @@
+"""Train and test records for the configured dataset, and their TRL form."""
+
+from __future__ import annotations
+
+from datasets import Dataset
+
+from medvqa_rl.data.synthetic import make_split
+from medvqa_rl.prompts import prompt_messages
+
+# Columns that reach the reward functions as keyword arguments.
+REWARD_COLUMNS = ("id", "answer_label", "answer_text", "options", "question_type", "rationale")
+
+
+def load_splits(dataset_cfg) -> tuple[list[dict], list[dict]]:
+    """(train, test) records in the shared schema (id, image, question, options, answer_label, ...)."""
+    if dataset_cfg.name == "synthetic":
+        common = dict(seed=dataset_cfg.seed, image_size=dataset_cfg.image_size, option_order=dataset_cfg.option_order)
+        return make_split("train", dataset_cfg.train_size, **common), make_split("test", dataset_cfg.test_size, **common)
+    raise ValueError(f"dataset.name={dataset_cfg.name!r} has no loader yet")
+
+
+def to_trl_dataset(records: list[dict]) -> Dataset:
+    """A conversational-prompt dataset with an ``image`` column, as TRL's GRPOTrainer expects."""
+    rows = [
+        {"prompt": prompt_messages(r["question"], r["options"]), "image": r["image"], **{k: r[k] for k in REWARD_COLUMNS}}
+        for r in records
+    ]
+    return Dataset.from_list(rows)

@@ -1,0 +1,25 @@
+"""Resolves model_init to a checkpoint and loads it through the one from_pretrained path."""
+
+from __future__ import annotations
+
+import torch
+from transformers import AutoModelForImageTextToText, AutoProcessor
+
+from medvqa_rl.models.tiny_inits import tiny_checkpoint
+
+
+def resolve_checkpoint(model_init, tiny_spec: dict, cache_dir: str) -> str:
+    """model_init.path (hub id or local dir) if given, else the embedded tiny model of that stage."""
+    if model_init.path is not None:
+        return str(model_init.path)
+    return str(tiny_checkpoint(model_init.name, tiny_spec, cache_dir))
+
+
+def load_model_and_processor(checkpoint: str, dtype: torch.dtype = torch.float32):
+    """The model class comes from the checkpoint's config (Qwen2-VL, Qwen2.5-VL, ...)."""
+    processor = AutoProcessor.from_pretrained(checkpoint)
+    # TRL left-pads prompt ids but re-runs the processor with its default side for the multimodal
+    # fields; both must agree or Qwen's mm_token_type_ids shift against the image tokens.
+    processor.tokenizer.padding_side = "left"
+    model = AutoModelForImageTextToText.from_pretrained(checkpoint, dtype=dtype)
+    return model, processor

@@ -1,0 +1,93 @@
+"""The embedded tiny base and tiny instruct checkpoints, built once per config and cached on disk.
+
+tiny base     = a tiny VLM pretrained on image -> report text only (no chat, no question format).
+tiny instruct = tiny base + a short instruction tuning on questions whose options are shuffled, so it
+                learns the answer format and to state the right finding, while the test set (fixed,
+                per-type option order) leaves its final letter to be learned - the room GRPO works in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+
+from filelock import FileLock
+from trl.data_utils import prepare_multimodal_messages
+
+from medvqa_rl.data.synthetic import make_split, report_text
+from medvqa_rl.models.supervised_stage import SupervisedExample, train_supervised
+from medvqa_rl.models.tiny_vlm import build_model, build_processor, train_tokenizer
+from medvqa_rl.prompts import prompt_messages, question_text, reference_completion
+
+log = logging.getLogger(__name__)
+
+STAGES = ("base", "instruct")
+# Bump when the generator or the build recipe changes, so stale caches are not reused.
+RECIPE_VERSION = 1
+CAPTION_PROMPT = "<|vision_start|><|image_pad|><|vision_end|>"
+
+
+def tiny_checkpoint(stage: str, spec: dict, cache_dir: str | Path) -> Path:
+    """Path of the tiny ``stage`` checkpoint for ``spec`` (model_init.tiny), building it if missing."""
+    if stage not in STAGES:
+        raise ValueError(f"model_init.stage must be one of {STAGES}, got {stage!r}")
+    key = hashlib.sha256(json.dumps([RECIPE_VERSION, spec], sort_keys=True).encode()).hexdigest()[:16]
+    root = Path(cache_dir).expanduser() / f"tiny-{key}"
+    root.mkdir(parents=True, exist_ok=True)
+    # One builder at a time: parallel sweep jobs wait for the first to finish, then reuse its result.
+    with FileLock(str(root / ".lock")):
+        if not (root / "instruct" / "config.json").exists():
+            _build(spec, root)
+    return root / stage
+
+
+def _build(spec: dict, root: Path) -> None:
+    seed, image_size, arch = spec["seed"], spec["image_size"], spec["arch"]
+    pre, ins = spec["pretrain"], spec["instruct"]
+    captions = make_split("pretrain", pre["examples"], seed, image_size)
+    instruct = make_split("instruct", ins["examples"], seed, image_size, option_order="shuffled")
+
+    corpus = [report_text(r["findings"]) for r in captions]
+    corpus += [question_text(r["question"], r["options"]) for r in instruct]
+    corpus += [reference_completion(r["rationale"], r["answer_label"]) for r in instruct]
+    corpus += ["user\n", "assistant\n"]  # the chat roles
+    tokenizer = train_tokenizer(corpus, spec["vocab_size"])
+    processor = build_processor(tokenizer, image_size, arch["patch_size"], arch["merge_size"])
+    model = build_model(tokenizer, arch, seed)
+
+    caption_examples = [
+        SupervisedExample(r["image"], CAPTION_PROMPT, report_text(r["findings"]) + "<|endoftext|>") for r in captions
+    ]
+    losses = train_supervised(model, processor, caption_examples, steps=pre["steps"], batch_size=pre["batch_size"],
+                              learning_rate=pre["learning_rate"], seed=seed)
+    log.info("tiny base: caption loss %.3f -> %.3f", losses[0], losses[-1])
+    _save(model, processor, root / "base")
+
+    instruct_examples = [
+        SupervisedExample(r["image"], _chat_prompt(processor, r), reference_completion(r["rationale"], r["answer_label"]) + "<|im_end|>")
+        for r in instruct
+    ]
+    losses = train_supervised(model, processor, instruct_examples, steps=ins["steps"], batch_size=ins["batch_size"],
+                              learning_rate=ins["learning_rate"], seed=seed)
+    log.info("tiny instruct: instruction loss %.3f -> %.3f", losses[0], losses[-1])
+    _save(model, processor, root / "instruct")
+
+
+def _chat_prompt(processor, record: dict) -> str:
+    """The prompt text exactly as TRL renders it during GRPO (image block first, generation prompt)."""
+    messages = prepare_multimodal_messages(prompt_messages(record["question"], record["options"]), [record["image"]])
+    return processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def _save(model, processor, target: Path) -> None:
+    """Writes to a scratch folder first so a killed build never leaves a half checkpoint behind."""
+    scratch = target.with_name(target.name + f".partial-{os.getpid()}")
+    shutil.rmtree(scratch, ignore_errors=True)
+    model.save_pretrained(scratch)
+    processor.save_pretrained(scratch)
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(scratch, target)

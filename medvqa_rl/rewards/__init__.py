@@ -1,0 +1,21 @@
+"""Reward functions for GRPO on 4-option medical VQA."""
+
+from medvqa_rl.rewards.accuracy import AccuracyReward
+from medvqa_rl.rewards.completion_parsing import (
+    FORMAT_PATTERN,
+    answer_letter,
+    completion_text,
+    is_well_formed,
+    reasoning_text,
+)
+from medvqa_rl.rewards.format import FormatReward
+
+__all__ = [
+    "FORMAT_PATTERN",
+    "AccuracyReward",
+    "FormatReward",
+    "answer_letter",
+    "completion_text",
+    "is_well_formed",
+    "reasoning_text",
+]

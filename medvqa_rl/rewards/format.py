@@ -1,0 +1,19 @@
+"""Format reward: does the completion follow `<think>...</think><answer>...</answer>`?"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from medvqa_rl.rewards.completion_parsing import completion_text, is_well_formed
+
+
+class FormatReward:
+    """TRL reward function; returns 1.0 per well-formed completion, else 0.0.
+
+    TRL logs it as `rewards/format/mean`. Stateless so it pickles for multiprocessing.
+    """
+
+    __name__ = "format"
+
+    def __call__(self, completions: list[Any], **kwargs: Any) -> list[float]:
+        return [1.0 if is_well_formed(completion_text(c)) else 0.0 for c in completions]

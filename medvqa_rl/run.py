@@ -1,0 +1,62 @@
+"""One run: data, model, trainer, train, evaluate, record."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+from transformers import set_seed
+
+from medvqa_rl.config_checks import check_config
+from medvqa_rl.data.splits import load_splits, to_trl_dataset
+from medvqa_rl.evaluation import evaluate
+from medvqa_rl.models.loading import load_model_and_processor, resolve_checkpoint
+from medvqa_rl.run_record import package_versions, write_metrics, write_predictions
+from medvqa_rl.tracking import FACTORS, finish_wandb, start_wandb
+from medvqa_rl.training.grpo import build_grpo_trainer
+
+log = logging.getLogger(__name__)
+
+
+def run(cfg: DictConfig, run_dir: str | Path) -> dict:
+    """Trains and evaluates one configuration; writes metrics.json and predictions under run_dir.
+
+    Returns the flat metrics: test/* after training and init/test/* before it (percentages 0-100).
+    """
+    started = time.time()
+    check_config(cfg)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    set_seed(cfg.seed)
+
+    train_records, test_records = load_splits(cfg.dataset)
+    checkpoint = resolve_checkpoint(cfg.model_init, OmegaConf.to_container(cfg.tiny_model, resolve=True), cfg.cache_dir)
+    model, processor = load_model_and_processor(checkpoint)
+    wandb_run = start_wandb(cfg, str(run_dir))
+
+    init_metrics, init_predictions = evaluate(model, processor, test_records, cfg.eval.batch_size, cfg.eval.max_new_tokens)
+    log.info("init: test accuracy %.1f%%, format %.1f%%", init_metrics["accuracy"], init_metrics["format_rate"])
+    if wandb_run is not None:
+        wandb_run.log({f"init/test/{k}": v for k, v in init_metrics.items()}, step=0)
+
+    set_seed(cfg.seed)
+    trainer = build_grpo_trainer(cfg, model, processor, to_trl_dataset(train_records), str(run_dir / "trainer"),
+                                 report_to="wandb" if wandb_run is not None else "none")
+    trainer.train()
+
+    metrics, predictions = evaluate(trainer.model, processor, test_records, cfg.eval.batch_size, cfg.eval.max_new_tokens)
+    log.info("trained: test accuracy %.1f%% (init %.1f%%)", metrics["accuracy"], init_metrics["accuracy"])
+
+    record = {f"test/{k}": v for k, v in metrics.items()}
+    record |= {f"init/test/{k}": v for k, v in init_metrics.items()}
+    record |= {f"factor/{f}": cfg[f].name for f in FACTORS}
+    record |= {f"version/{k}": v for k, v in package_versions().items()}
+    record |= {"seed": cfg.seed, "checkpoint": checkpoint, "train/steps": trainer.state.global_step,
+               "wall_time_s": time.time() - started}
+    write_metrics(run_dir, record)
+    write_predictions(run_dir, predictions)
+    write_predictions(run_dir, init_predictions, name="init_predictions.jsonl")
+    finish_wandb(wandb_run, record)
+    return record

@@ -1,0 +1,38 @@
+"""W&B mirror of the run record. Optional: the local record never depends on it."""
+
+from __future__ import annotations
+
+import os
+
+from omegaconf import DictConfig, OmegaConf
+
+FACTORS = ("model_init", "reward", "length_reward", "bias", "dataset", "method")
+
+
+def start_wandb(cfg: DictConfig, run_dir: str):
+    """Starts a W&B run (offline by default) carrying the resolved config; None when disabled."""
+    if cfg.wandb.mode == "disabled":
+        return None
+    import wandb
+
+    os.environ.setdefault("WANDB_SILENT", "true")
+    config = OmegaConf.to_container(cfg, resolve=True)
+    config.update({f"factor/{f}": cfg[f].name for f in FACTORS})
+    return wandb.init(
+        mode=cfg.wandb.mode,
+        project=cfg.wandb.project,
+        entity=cfg.wandb.entity,
+        group=cfg.wandb.group,
+        job_type=cfg.method.name,
+        tags=[f"{f}={cfg[f].name}" for f in FACTORS] + list(cfg.wandb.tags),
+        config=config,
+        dir=run_dir,
+        reinit="finish_previous",
+    )
+
+
+def finish_wandb(run, metrics: dict) -> None:
+    if run is None:
+        return
+    run.summary.update(metrics)
+    run.finish()
