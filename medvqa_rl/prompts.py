@@ -4,7 +4,7 @@ from __future__ import annotations
 
 LETTERS = "ABCD"
 
-INSTRUCTION = "Think in <think></think>, then answer with the option letter in <answer></answer>."
+INSTRUCTION = "Reason in <think></think>, then give the letter in <answer></answer>."
 
 
 def question_text(question: str, options: list[str]) -> str:

@@ -79,16 +79,17 @@ def report_text(findings: dict) -> str:
 def rationale_text(question_type: str, findings: dict) -> str:
     """One short lowercase sentence stating only the asked-about finding.
 
-    Kept to <= 7 words so a tiny model can emit it inside a ~20-token budget.
+    Kept to <= 6 words so a tiny model can emit it inside a ~20-token budget, and ending with the
+    answer text, so the letter that follows depends on the last words of the reasoning.
     """
     n = findings["count"]
     subject = "the lesion is" if n == 1 else "the lesions are"
     if question_type == "modality":
         return f"the scan is {findings['modality']}"
     if question_type == "location":
-        return f"{subject} in the {findings['location']} region"
+        return f"{subject} at {findings['location']}"
     if question_type == "count":
-        return "there is 1 lesion" if n == 1 else f"there are {n} lesions"
+        return f"the lesion count is {n}"
     if question_type == "size":
         return f"{subject} {findings['size']}"
     raise ValueError(f"unknown question type {question_type!r}")

@@ -1,9 +1,10 @@
 """The embedded tiny base and tiny instruct checkpoints, built once per config and cached on disk.
 
 tiny base     = a tiny VLM pretrained on image -> report text only (no chat, no question format).
-tiny instruct = tiny base + a short instruction tuning on questions whose options are shuffled, so it
-                learns the answer format and to state the right finding, while the test set (fixed,
-                per-type option order) leaves its final letter to be learned - the room GRPO works in.
+tiny instruct = tiny base + a short instruction tuning on a separate question split (its own images),
+                too short to finish learning which letter holds the stated finding: it answers in
+                format and its reasoning usually names the right finding, while its final letter
+                follows that reasoning only about half of the time - the room GRPO works in.
 """
 
 from __future__ import annotations
@@ -35,8 +36,7 @@ def tiny_checkpoint(stage: str, spec: dict, cache_dir: str | Path) -> Path:
     """Path of the tiny ``stage`` checkpoint for ``spec`` (model_init.tiny), building it if missing."""
     if stage not in STAGES:
         raise ValueError(f"model_init.stage must be one of {STAGES}, got {stage!r}")
-    key = hashlib.sha256(json.dumps([RECIPE_VERSION, spec], sort_keys=True).encode()).hexdigest()[:16]
-    root = Path(cache_dir).expanduser() / f"tiny-{key}"
+    root = Path(cache_dir).expanduser() / f"tiny-{cache_key(spec)}"
     root.mkdir(parents=True, exist_ok=True)
     # One builder at a time: parallel sweep jobs wait for the first to finish, then reuse its result.
     with FileLock(str(root / ".lock")):
@@ -45,16 +45,21 @@ def tiny_checkpoint(stage: str, spec: dict, cache_dir: str | Path) -> Path:
     return root / stage
 
 
+def cache_key(spec: dict) -> str:
+    """Stable digest of the tiny-model config and the build recipe."""
+    return hashlib.sha256(json.dumps([RECIPE_VERSION, spec], sort_keys=True).encode()).hexdigest()[:16]
+
+
 def _build(spec: dict, root: Path) -> None:
     seed, image_size, arch = spec["seed"], spec["image_size"], spec["arch"]
     pre, ins = spec["pretrain"], spec["instruct"]
     captions = make_split("pretrain", pre["examples"], seed, image_size)
-    instruct = make_split("instruct", ins["examples"], seed, image_size, option_order="shuffled")
+    instruct = make_split("instruct", ins["examples"], seed, image_size, option_order=ins["option_order"])
 
     corpus = [report_text(r["findings"]) for r in captions]
     corpus += [question_text(r["question"], r["options"]) for r in instruct]
     corpus += [reference_completion(r["rationale"], r["answer_label"]) for r in instruct]
-    corpus += ["user\n", "assistant\n"]  # the chat roles
+    corpus += ["user\n", "assistant\n"] * len(instruct)  # the chat roles, as often as a prompt
     tokenizer = train_tokenizer(corpus, spec["vocab_size"])
     processor = build_processor(tokenizer, image_size, arch["patch_size"], arch["merge_size"])
     model = build_model(tokenizer, arch, seed)

@@ -39,6 +39,7 @@ def grpo_config(cfg: DictConfig, output_dir: str, report_to: str) -> GRPOConfig:
         scale_rewards=bias.scale_rewards,
         reward_weights=weights,
         bf16=method.bf16,
+        gradient_checkpointing=method.gradient_checkpointing,
         logging_steps=method.logging_steps,
         save_strategy="no",
         report_to=report_to,

@@ -1,0 +1,64 @@
+"""Diagnoses an init checkpoint on the synthetic test split: how much room GRPO has.
+
+Prints greedy accuracy, format rate, how often the reasoning names the right finding, how often the
+letter agrees with the reasoning, and sampled accuracy / pass@k at a temperature.
+Usage: python benchmarks/probe_init.py CHECKPOINT [--n 200] [--k 8] [--temperature 0.5]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+from trl.data_utils import prepare_multimodal_messages
+
+from medvqa_rl.data.synthetic import make_split
+from medvqa_rl.evaluation import generate_greedy
+from medvqa_rl.models.loading import load_model_and_processor
+from medvqa_rl.prompts import LETTERS, prompt_messages
+from medvqa_rl.rewards import answer_letter, is_well_formed, reasoning_text
+
+
+def reasoning_names_answer(text: str, record: dict) -> bool:
+    reasoning = reasoning_text(text) or ""
+    return record["answer_text"] in reasoning.split("the ", 1)[-1] if record["question_type"] != "count" else f" {record['answer_text']} " in f" {reasoning} "
+
+
+def letter_follows_reasoning(text: str, record: dict) -> bool:
+    reasoning, letter = reasoning_text(text) or "", answer_letter(text, record["options"])
+    named = [o for o in record["options"] if o in reasoning]
+    return letter is not None and bool(named) and record["options"][LETTERS.index(letter)] == max(named, key=len)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("checkpoint")
+    parser.add_argument("--n", type=int, default=200)
+    parser.add_argument("--k", type=int, default=8)
+    parser.add_argument("--temperature", type=float, default=0.5)
+    args = parser.parse_args()
+    model, processor = load_model_and_processor(args.checkpoint)
+    records = make_split("test", args.n, seed=0)
+    greedy = [text for text, _ in generate_greedy(model, processor, records, 100, 24)]
+    n = len(records)
+    print(f"greedy accuracy {100 * sum(answer_letter(t, r['options']) == r['answer_label'] for t, r in zip(greedy, records)) / n:.1f}%")
+    print(f"format {100 * sum(map(is_well_formed, greedy)) / n:.1f}%")
+    print(f"reasoning names answer {100 * sum(reasoning_names_answer(t, r) for t, r in zip(greedy, records)) / n:.1f}%")
+    print(f"letter follows reasoning {100 * sum(letter_follows_reasoning(t, r) for t, r in zip(greedy, records)) / n:.1f}%")
+    for t in greedy[:5]:
+        print("  ", repr(t))
+    hits, any_hit = 0, 0
+    for record in records[:100]:
+        conversation = prepare_multimodal_messages(prompt_messages(record["question"], record["options"]), [record["image"]])
+        inputs = processor.apply_chat_template([conversation], tokenize=True, add_generation_prompt=True, return_dict=True, return_tensors="pt")
+        with torch.no_grad():
+            out = model.generate(**inputs, do_sample=True, temperature=args.temperature, max_new_tokens=24, num_return_sequences=args.k)
+        texts = processor.tokenizer.batch_decode(out[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+        correct = [answer_letter(t, record["options"]) == record["answer_label"] for t in texts]
+        hits += sum(correct)
+        any_hit += any(correct)
+    print(f"sampled accuracy @T={args.temperature} {100 * hits / (100 * args.k):.1f}%  pass@{args.k} {any_hit}%")
+
+
+if __name__ == "__main__":
+    main()

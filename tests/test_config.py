@@ -1,0 +1,78 @@
+"""Every config option composes; bad values fail before any model is loaded, naming the key."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra.errors import ConfigCompositionException
+
+from medvqa_rl.config_checks import ConfigError, check_config
+from medvqa_rl.run import run
+
+from .conftest import CONF_DIR, compose_config
+
+GROUPS = ("model_init", "reward", "length_reward", "bias", "dataset", "method")
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (Path(CONF_DIR) / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in options(g)])
+def test_every_option_composes(group, option):
+    cfg = compose_config([f"{group}={option}"])
+    assert cfg[group].name == option
+    check_config(cfg)
+
+
+def test_defaults_compose_the_embedded_run():
+    cfg = compose_config()
+    assert [cfg[g].name for g in GROUPS] == ["instruct", "accuracy", "none", "grpo", "synthetic", "grpo"]
+    assert cfg.model_init.path is None  # the embedded tiny model
+
+
+def test_unknown_override_is_a_hydra_error():
+    with pytest.raises(ConfigCompositionException):
+        compose_config(["method.no_such_key=1"])
+    with pytest.raises(ConfigCompositionException):
+        compose_config(["bias=no_such_option"])
+
+
+@pytest.mark.parametrize(
+    "overrides,key",
+    [
+        (["method.num_generations=3"], "method.num_generations"),
+        (["method.num_generations=1", "method.per_device_train_batch_size=8"], "method.num_generations"),
+        (["dataset.train_size=0"], "dataset.train_size"),
+        (["dataset.test_size=-5"], "dataset.test_size"),
+        (["model_init.path=/no/such/checkpoint"], "model_init.path"),
+        (["model_init.path=./relative/missing"], "model_init.path"),
+    ],
+)
+def test_bad_values_fail_before_loading(overrides, key, tmp_path, monkeypatch):
+    import medvqa_rl.run as run_module
+
+    def must_not_load(*args, **kwargs):
+        raise AssertionError("data or model was loaded before the config was checked")
+
+    monkeypatch.setattr(run_module, "load_splits", must_not_load)
+    monkeypatch.setattr(run_module, "load_model_and_processor", must_not_load)
+    cfg = compose_config(overrides + ["wandb.mode=disabled", f"cache_dir={tmp_path}"])
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        run(cfg, tmp_path / "run")
+
+
+def test_hub_id_is_not_mistaken_for_a_missing_path():
+    check_config(compose_config(["model_init.path=Qwen/Qwen2-VL-2B-Instruct"]))
+
+
+def test_cli_reports_unknown_override(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "medvqa_rl", "method.no_such_key=1", f"hydra.run.dir={tmp_path}"],
+        capture_output=True, text=True, cwd=tmp_path,
+    )
+    assert result.returncode != 0
+    assert "no_such_key" in result.stderr
