@@ -10,7 +10,7 @@ from medvqa_rl.run import run
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float:
     metrics = run(cfg, HydraConfig.get().runtime.output_dir)
-    return metrics["test/accuracy"]
+    return metrics.get("test/accuracy")  # the sweeper's objective; None off the main process
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import logging
 import time
 from pathlib import Path
 
+from accelerate import PartialState
 from omegaconf import DictConfig, OmegaConf
 from transformers import set_seed
 
@@ -24,6 +25,8 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict:
     """Trains and evaluates one configuration; writes metrics.json and predictions under run_dir.
 
     Returns the flat metrics: test/* after training and init/test/* before it (percentages 0-100).
+    Under `accelerate launch` every process trains; only the main one evaluates, records and logs
+    (the others return an empty dict).
     """
     started = time.time()
     check_config(cfg)
@@ -34,17 +37,22 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict:
     train_records, test_records = load_splits(cfg.dataset)
     checkpoint = resolve_checkpoint(cfg.model_init, OmegaConf.to_container(cfg.tiny_model, resolve=True), cfg.cache_dir)
     model, processor = load_model_and_processor(checkpoint)
-    wandb_run = start_wandb(cfg, str(run_dir))
+    main_process = PartialState().is_main_process
+    wandb_run = start_wandb(cfg, str(run_dir)) if main_process else None
 
-    init_metrics, init_predictions = evaluate(model, processor, test_records, cfg.eval.batch_size, cfg.eval.max_new_tokens)
-    log.info("init: test accuracy %.1f%%, format %.1f%%", init_metrics["accuracy"], init_metrics["format_rate"])
-    if wandb_run is not None:
-        wandb_run.log({f"init/test/{k}": v for k, v in init_metrics.items()}, step=0)
+    if main_process:
+        init_metrics, init_predictions = evaluate(model, processor, test_records, cfg.eval.batch_size,
+                                                  cfg.eval.max_new_tokens)
+        log.info("init: test accuracy %.1f%%, format %.1f%%", init_metrics["accuracy"], init_metrics["format_rate"])
+        if wandb_run is not None:
+            wandb_run.log({f"init/test/{k}": v for k, v in init_metrics.items()}, step=0)
 
     set_seed(cfg.seed)
     trainer = build_grpo_trainer(cfg, model, processor, to_trl_dataset(train_records), str(run_dir / "trainer"),
                                  report_to="wandb" if wandb_run is not None else "none")
     trainer.train()
+    if not main_process:
+        return {}
 
     metrics, predictions = evaluate(trainer.model, processor, test_records, cfg.eval.batch_size, cfg.eval.max_new_tokens)
     log.info("trained: test accuracy %.1f%% (init %.1f%%)", metrics["accuracy"], init_metrics["accuracy"])

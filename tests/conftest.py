@@ -12,10 +12,12 @@ CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 
 # Small budgets for the tiny inits and the run, so tests take seconds, not minutes.
 SMALL_TINY = [
-    "tiny_model.pretrain.examples=600",
-    "tiny_model.pretrain.steps=60",
-    "tiny_model.instruct.examples=300",
-    "tiny_model.instruct.steps=40",
+    "tiny_model.pretrain.examples=800",
+    "tiny_model.pretrain.steps=100",
+    "tiny_model.pretrain.batch_size=16",
+    "tiny_model.instruct.examples=400",
+    "tiny_model.instruct.steps=100",
+    "tiny_model.instruct.batch_size=16",
 ]
 SMALL_RUN = [
     "dataset.train_size=32",
