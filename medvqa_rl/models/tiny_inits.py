@@ -1,10 +1,11 @@
 """The embedded tiny base and tiny instruct checkpoints, built once per config and cached on disk.
 
 tiny base     = a tiny VLM pretrained on image -> report text only (no chat, no question format).
-tiny instruct = tiny base + a short instruction tuning on a separate question split (its own images),
-                too short to finish learning which letter holds the stated finding: it answers in
-                format and its reasoning usually names the right finding, while its final letter
-                follows that reasoning only about half of the time - the room GRPO works in.
+tiny instruct = tiny base + a short instruction tuning on a separate question split (its own images)
+                whose options are shuffled for a fraction of the questions: a distribution unlike the
+                test set's fixed per-type order. It answers in format and its reasoning usually names
+                the right finding, while its final letter follows that reasoning only part of the time
+                and with little confidence - the room GRPO works in.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def _build(spec: dict, root: Path) -> None:
     seed, image_size, arch = spec["seed"], spec["image_size"], spec["arch"]
     pre, ins = spec["pretrain"], spec["instruct"]
     captions = make_split("pretrain", pre["examples"], seed, image_size)
-    instruct = make_split("instruct", ins["examples"], seed, image_size, option_order=ins["option_order"])
+    instruct = _instruct_records(ins["examples"], ins["shuffled_fraction"], seed, image_size)
 
     corpus = [report_text(r["findings"]) for r in captions]
     corpus += [question_text(r["question"], r["options"]) for r in instruct]
@@ -80,6 +81,17 @@ def _build(spec: dict, root: Path) -> None:
                               learning_rate=ins["learning_rate"], seed=seed)
     log.info("tiny instruct: instruction loss %.3f -> %.3f", losses[0], losses[-1])
     _save(model, processor, root / "instruct")
+
+
+def _instruct_records(n: int, shuffled_fraction: float, seed: int, image_size: int) -> list[dict]:
+    """n instruction records, the first round(n * shuffled_fraction) with shuffled options.
+
+    The generator draws the same images and findings for both option orders, so the two lists are
+    the same questions and can be spliced.
+    """
+    m = round(n * shuffled_fraction)
+    shuffled = make_split("instruct", n, seed, image_size, option_order="shuffled")[:m]
+    return shuffled + make_split("instruct", n, seed, image_size, option_order="fixed")[m:]
 
 
 def _chat_prompt(processor, record: dict) -> str:
