@@ -8,7 +8,7 @@ import torch
 from trl.data_utils import prepare_multimodal_messages
 
 from medvqa_rl.prompts import prompt_messages
-from medvqa_rl.rewards import answer_letter, completion_text, is_well_formed
+from medvqa_rl.rewards import answer_letter, is_well_formed
 
 
 def generate_greedy(model, processor, records: list[dict], batch_size: int, max_new_tokens: int) -> list[tuple[str, int]]:
@@ -58,7 +58,7 @@ def evaluate(model, processor, records: list[dict], batch_size: int, max_new_tok
                 "completion": text,
                 "parsed_answer": parsed,
                 "correct": parsed == record["answer_label"],
-                "well_formed": is_well_formed(completion_text(text)),
+                "well_formed": is_well_formed(text),
                 "completion_tokens": n_tokens,
             }
         )

@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 from medvqa_rl.data.splits import load_splits, to_trl_dataset
 from medvqa_rl.evaluation import generate_greedy
 from medvqa_rl.models.loading import load_model_and_processor, resolve_checkpoint
-from medvqa_rl.rewards import answer_letter
+from medvqa_rl.rewards import answer_letter, completion_text
 from medvqa_rl.training.grpo import build_grpo_trainer, grpo_config
 
 from .conftest import compose_config
@@ -27,7 +27,7 @@ class TargetLetterReward:
         self.letter = letter
 
     def __call__(self, completions, options, **kwargs):
-        return [float(answer_letter(c[0]["content"], o) == self.letter) for c, o in zip(completions, options)]
+        return [float(answer_letter(completion_text(c), o) == self.letter) for c, o in zip(completions, options)]
 
 
 def _trainer(cfg, tmp_path):

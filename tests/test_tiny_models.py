@@ -33,7 +33,7 @@ def test_both_inits_load_through_from_pretrained(tiny_cache):
     spec = OmegaConf.to_container(cfg.tiny_model, resolve=True)
     for stage in ("base", "instruct"):
         path = tiny_checkpoint(stage, spec, tiny_cache)
-        assert (path / "config.json").exists() and (path / "preprocessor_config.json").exists()
+        assert (path / "config.json").exists() and (path / "processor_config.json").exists()
         model, processor = load_model_and_processor(str(path))
         assert isinstance(model, Qwen2VLForConditionalGeneration)
         assert processor.image_processor.patch_size == 8
