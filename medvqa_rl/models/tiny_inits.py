@@ -34,9 +34,9 @@ CAPTION_PROMPT = "<|vision_start|><|image_pad|><|vision_end|>"
 
 
 def tiny_checkpoint(stage: str, spec: dict, cache_dir: str | Path) -> Path:
-    """Path of the tiny ``stage`` checkpoint for ``spec`` (model_init.tiny), building it if missing."""
+    """Path of the tiny ``stage`` checkpoint for ``spec`` (the config's tiny_model), building it if missing."""
     if stage not in STAGES:
-        raise ValueError(f"model_init.stage must be one of {STAGES}, got {stage!r}")
+        raise ValueError(f"model_init.name must be one of {STAGES} for the embedded tiny model, got {stage!r}")
     root = Path(cache_dir).expanduser() / f"tiny-{cache_key(spec)}"
     root.mkdir(parents=True, exist_ok=True)
     # One builder at a time: parallel sweep jobs wait for the first to finish, then reuse its result.
@@ -86,8 +86,7 @@ def _build(spec: dict, root: Path) -> None:
 def _instruct_records(n: int, shuffled_fraction: float, seed: int, image_size: int) -> list[dict]:
     """n instruction records, the first round(n * shuffled_fraction) with shuffled options.
 
-    The generator draws the same images and findings for both option orders, so the two lists are
-    the same questions and can be spliced.
+    Records are drawn independently per index, so splitting by index mixes the two orders without bias.
     """
     m = round(n * shuffled_fraction)
     shuffled = make_split("instruct", n, seed, image_size, option_order="shuffled")[:m]
