@@ -19,15 +19,21 @@ from medvqa_rl.prompts import LETTERS, prompt_messages
 from medvqa_rl.rewards import answer_letter, is_well_formed, reasoning_text
 
 
+def named_option(text: str, options: list[str]) -> str | None:
+    """The option the reasoning ends with (the synthetic rationales end with the finding); longest wins,
+    so "very large" is not read as "large"."""
+    reasoning = (reasoning_text(text) or "").strip()
+    named = [o for o in options if reasoning == o or reasoning.endswith(" " + o)]
+    return max(named, key=len) if named else None
+
+
 def reasoning_names_answer(text: str, record: dict) -> bool:
-    reasoning = reasoning_text(text) or ""
-    return record["answer_text"] in reasoning.split("the ", 1)[-1] if record["question_type"] != "count" else f" {record['answer_text']} " in f" {reasoning} "
+    return named_option(text, record["options"]) == record["answer_text"]
 
 
 def letter_follows_reasoning(text: str, record: dict) -> bool:
-    reasoning, letter = reasoning_text(text) or "", answer_letter(text, record["options"])
-    named = [o for o in record["options"] if o in reasoning]
-    return letter is not None and bool(named) and record["options"][LETTERS.index(letter)] == max(named, key=len)
+    named, letter = named_option(text, record["options"]), answer_letter(text, record["options"])
+    return named is not None and letter is not None and record["options"][LETTERS.index(letter)] == named
 
 
 def main() -> None:
