@@ -66,6 +66,7 @@ def test_bias_sets_the_trainer_arguments(bias, loss_type, scale_rewards, tmp_pat
     assert (args.loss_type, args.scale_rewards, args.beta) == (loss_type, scale_rewards, 0.1)
     assert args.reward_weights == [1.0, 0.5]
     assert args.bf16 is False
+    assert args.num_iterations == 1
 
 
 def test_canary_grpo_learns_a_rewarded_letter(small_cfg, tmp_path):

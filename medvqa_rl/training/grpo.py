@@ -31,6 +31,7 @@ def grpo_config(cfg: DictConfig, output_dir: str, report_to: str) -> GRPOConfig:
         per_device_train_batch_size=method.per_device_train_batch_size,
         gradient_accumulation_steps=method.gradient_accumulation_steps,
         num_generations=method.num_generations,
+        num_iterations=method.num_iterations,
         max_completion_length=method.max_completion_length,
         temperature=method.temperature,
         mask_truncated_completions=method.mask_truncated_completions,
