@@ -86,10 +86,11 @@ def _build(spec: dict, root: Path) -> None:
 def _instruct_records(n: int, shuffled_fraction: float, seed: int, image_size: int) -> list[dict]:
     """n instruction records, the first round(n * shuffled_fraction) with shuffled options.
 
-    Records are drawn independently per index, so splitting by index mixes the two orders without bias.
+    Records are drawn independently per index (a shorter split is the start of a longer one), so
+    splitting by index mixes the two orders without bias and renders each shuffled image once.
     """
     m = round(n * shuffled_fraction)
-    shuffled = make_split("instruct", n, seed, image_size, option_order="shuffled")[:m]
+    shuffled = make_split("instruct", m, seed, image_size, option_order="shuffled") if m else []
     return shuffled + make_split("instruct", n, seed, image_size, option_order="fixed")[m:]
 
 

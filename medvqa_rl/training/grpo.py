@@ -8,20 +8,28 @@ from peft import LoraConfig
 from trl import GRPOConfig, GRPOTrainer
 
 
-def reward_functions(cfg: DictConfig) -> tuple[list, list[float]]:
-    """The reward callables and their weights: the reward group's, then the length reward's."""
-    functions, weights = [], []
-    for group in (cfg.reward, cfg.length_reward):
-        for name, spec in group.functions.items():
-            functions.append(instantiate(spec))
-            weights.append(float(group.weights[name]))
-    return functions, weights
+def _reward_specs(cfg: DictConfig) -> list[tuple[DictConfig, float]]:
+    """(callable spec, weight) pairs: the reward group's, then the length reward's, in one order."""
+    return [
+        (spec, float(group.weights[name]))
+        for group in (cfg.reward, cfg.length_reward)
+        for name, spec in group.functions.items()
+    ]
+
+
+def reward_functions(cfg: DictConfig) -> list:
+    """The reward callables, instantiated from config."""
+    return [instantiate(spec) for spec, _ in _reward_specs(cfg)]
+
+
+def reward_weights(cfg: DictConfig) -> list[float]:
+    """Their weights, read from config without building the callables (a judge may be costly)."""
+    return [weight for _, weight in _reward_specs(cfg)]
 
 
 def grpo_config(cfg: DictConfig, output_dir: str, report_to: str) -> GRPOConfig:
     """Every GRPO arm sets loss_type, scale_rewards and beta explicitly: TRL's defaults moved across releases."""
     method, bias = cfg.method, cfg.bias
-    _, weights = reward_functions(cfg)
     return GRPOConfig(
         output_dir=output_dir,
         seed=cfg.seed,
@@ -38,7 +46,7 @@ def grpo_config(cfg: DictConfig, output_dir: str, report_to: str) -> GRPOConfig:
         beta=method.beta,
         loss_type=bias.loss_type,
         scale_rewards=bias.scale_rewards,
-        reward_weights=weights,
+        reward_weights=reward_weights(cfg),
         bf16=method.bf16,
         gradient_checkpointing=method.gradient_checkpointing,
         logging_steps=method.logging_steps,
@@ -49,7 +57,6 @@ def grpo_config(cfg: DictConfig, output_dir: str, report_to: str) -> GRPOConfig:
 
 
 def build_grpo_trainer(cfg: DictConfig, model, processor, train_dataset, output_dir: str, report_to: str) -> GRPOTrainer:
-    functions, _ = reward_functions(cfg)
     lora = cfg.method.lora
     peft_config = (
         LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.target_modules)
@@ -58,7 +65,7 @@ def build_grpo_trainer(cfg: DictConfig, model, processor, train_dataset, output_
     )
     return GRPOTrainer(
         model=model,
-        reward_funcs=functions,
+        reward_funcs=reward_functions(cfg),
         args=grpo_config(cfg, output_dir, report_to),
         train_dataset=train_dataset,
         processing_class=processor,
