@@ -21,7 +21,7 @@ from trl import GRPOConfig, GRPOTrainer
 
 from medvqa_rl.data.splits import load_splits, to_trl_dataset
 from medvqa_rl.models.loading import load_model_and_processor, resolve_checkpoint
-from medvqa_rl.training.grpo import build_grpo_trainer
+from medvqa_rl.training.grpo import build_grpo_trainer, reward_functions
 
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
 
@@ -91,7 +91,9 @@ def main() -> None:
         for name in ("bare", "ours") if round_ % 2 else ("ours", "bare"):
             if name == "ours":
                 model, processor = load_model_and_processor(checkpoint)
-                trainer = build_grpo_trainer(cfg, model, processor, to_trl_dataset(train), "/tmp/bench_ours", "none")
+                rewards = reward_functions(cfg, processor.tokenizer)
+                trainer = build_grpo_trainer(cfg, model, processor, rewards, to_trl_dataset(train), "/tmp/bench_ours",
+                                             "none")
             else:
                 trainer = bare_trl_trainer(checkpoint, train, cfg, "/tmp/bench_bare")
             timer = StepTimer()

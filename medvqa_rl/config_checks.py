@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from omegaconf import DictConfig
+
+from medvqa_rl.judges.base import ON_FAILURE
+from medvqa_rl.tracking import factor_choices
 
 
 class ConfigError(ValueError):
@@ -31,8 +35,38 @@ def check_config(cfg: DictConfig) -> None:
         raise ConfigError(f"method.max_steps must be positive, got {method.max_steps}")
 
     path = cfg.model_init.path
+    if path is None and not cfg.family.embedded:
+        raise ConfigError(
+            f"model_init={cfg.model_init.name}: family={cfg.family.name} has no {cfg.model_init.name} checkpoint; "
+            f"set family.{cfg.model_init.name}=<hub id or local directory> (or model_init.path)"
+        )
     if path is not None and _looks_local(path) and not Path(path).expanduser().is_dir():
         raise ConfigError(f"model_init.path={path!r} does not exist (give a local checkpoint directory or a hub id)")
+
+    _check_length_rewards(cfg)
+    if factor_choices(cfg)["judge"] != "none":
+        _check_judge(cfg)
+
+
+def _check_length_rewards(cfg: DictConfig) -> None:
+    for name, spec in cfg.length_reward.functions.items():
+        target = spec.get("target_length")
+        if target is not None and target <= 0:
+            raise ConfigError(f"length_reward.functions.{name}.target_length must be a positive number of tokens, got {target}")
+
+
+def _check_judge(cfg: DictConfig) -> None:
+    judge = cfg.judge
+    if judge.get("on_failure") not in ON_FAILURE:
+        raise ConfigError(f"judge.on_failure must be one of {ON_FAILURE}, got {judge.get('on_failure')!r}")
+    backend = factor_choices(cfg)["judge"]
+    if backend == "rule" and cfg.dataset.name != "synthetic":
+        raise ConfigError(f"judge=rule checks findings against the image's ground truth, which only dataset=synthetic "
+                          f"has (dataset={cfg.dataset.name}); use judge=hf or judge=openai")
+    key_env = judge.get("api_key_env")
+    if backend == "openai" and key_env is not None and not os.environ.get(key_env):
+        raise ConfigError(f"judge.api_key_env: environment variable {key_env} is not set "
+                          "(set it, or judge.api_key_env=null for a server without keys)")
 
 
 def _looks_local(path: str) -> bool:

@@ -15,8 +15,8 @@ from medvqa_rl.data.splits import load_splits, to_trl_dataset
 from medvqa_rl.evaluation import evaluate
 from medvqa_rl.models.loading import load_model_and_processor, resolve_checkpoint
 from medvqa_rl.run_record import package_versions, write_metrics, write_predictions
-from medvqa_rl.tracking import FACTORS, finish_wandb, start_wandb
-from medvqa_rl.training.grpo import build_grpo_trainer
+from medvqa_rl.tracking import factor_choices, finish_wandb, start_wandb
+from medvqa_rl.training.grpo import build_grpo_trainer, reward_functions
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,7 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict:
     train_records, test_records = load_splits(cfg.dataset)
     checkpoint = resolve_checkpoint(cfg.model_init, OmegaConf.to_container(cfg.tiny_model, resolve=True), cfg.cache_dir)
     model, processor = load_model_and_processor(checkpoint)
+    rewards = reward_functions(cfg, processor.tokenizer)  # before the init eval: a judge may fail to start
     main_process = PartialState().is_main_process
     wandb_run = start_wandb(cfg, str(run_dir)) if main_process else None
 
@@ -48,7 +49,7 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict:
             wandb_run.log({f"init/test/{k}": v for k, v in init_metrics.items()}, step=0)
 
     set_seed(cfg.seed)
-    trainer = build_grpo_trainer(cfg, model, processor, to_trl_dataset(train_records), str(run_dir / "trainer"),
+    trainer = build_grpo_trainer(cfg, model, processor, rewards, to_trl_dataset(train_records), str(run_dir / "trainer"),
                                  report_to="wandb" if wandb_run is not None else "none")
     trainer.train()
     if not main_process:
@@ -59,7 +60,7 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict:
 
     record = {f"test/{k}": v for k, v in metrics.items()}
     record |= {f"init/test/{k}": v for k, v in init_metrics.items()}
-    record |= {f"factor/{f}": cfg[f].name for f in FACTORS}
+    record |= {f"factor/{f}": choice for f, choice in factor_choices(cfg).items()}
     record |= {f"version/{k}": v for k, v in package_versions().items()}
     record |= {"seed": cfg.seed, "checkpoint": checkpoint, "train/steps": trainer.state.global_step,
                "wall_time_s": time.time() - started}

@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import os
 
+from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
-FACTORS = ("model_init", "reward", "length_reward", "bias", "dataset", "method")
+FACTORS = ("model_init", "reward", "length_reward", "bias", "family", "dataset", "method")
+
+
+def factor_choices(cfg: DictConfig) -> dict[str, str]:
+    """The chosen option of every config group, plus the judge back end ("none" when no reward uses one)."""
+    choices = {f: str(cfg[f].name) for f in FACTORS}
+    uses_judge = any("judge" in spec for spec in cfg.reward.functions.values())
+    choices["judge"] = get_class(cfg.judge._target_).backend if uses_judge else "none"
+    return choices
 
 
 def start_wandb(cfg: DictConfig, run_dir: str):
@@ -17,14 +26,15 @@ def start_wandb(cfg: DictConfig, run_dir: str):
 
     os.environ.setdefault("WANDB_SILENT", "true")
     config = OmegaConf.to_container(cfg, resolve=True)
-    config.update({f"factor/{f}": cfg[f].name for f in FACTORS})
+    choices = factor_choices(cfg)
+    config.update({f"factor/{f}": choice for f, choice in choices.items()})
     return wandb.init(
         mode=cfg.wandb.mode,
         project=cfg.wandb.project,
         entity=cfg.wandb.entity,
         group=cfg.wandb.group,
         job_type=cfg.method.name,
-        tags=[f"{f}={cfg[f].name}" for f in FACTORS] + list(cfg.wandb.tags),
+        tags=[f"{f}={choice}" for f, choice in choices.items()] + list(cfg.wandb.tags),
         config=config,
         dir=run_dir,
         reinit="finish_previous",

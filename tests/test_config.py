@@ -11,10 +11,11 @@ from hydra.errors import ConfigCompositionException
 
 from medvqa_rl.config_checks import ConfigError, check_config
 from medvqa_rl.run import run
+from medvqa_rl.tracking import factor_choices
 
 from .conftest import CONF_DIR, compose_config
 
-GROUPS = ("model_init", "reward", "length_reward", "bias", "dataset", "method")
+GROUPS = ("model_init", "reward", "length_reward", "bias", "family", "dataset", "method")
 
 
 def options(group: str) -> list[str]:
@@ -28,9 +29,24 @@ def test_every_option_composes(group, option):
     check_config(cfg)
 
 
+@pytest.mark.parametrize("judge", options("judge"))
+def test_every_judge_composes_under_the_semantic_reward(judge, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    cfg = compose_config(["reward=semantic", f"judge={judge}"])
+    assert factor_choices(cfg)["judge"] == judge
+    check_config(cfg)
+
+
+@pytest.mark.parametrize("family,base,instruct", [("qwen2_vl_2b", "Qwen/Qwen2-VL-2B", "Qwen/Qwen2-VL-2B-Instruct"),
+                                                  ("tiny", None, None)])
+def test_model_init_picks_the_family_checkpoint(family, base, instruct):
+    assert compose_config([f"family={family}", "model_init=base"]).model_init.path == base
+    assert compose_config([f"family={family}", "model_init=instruct"]).model_init.path == instruct
+
+
 def test_defaults_compose_the_embedded_run():
     cfg = compose_config()
-    assert [cfg[g].name for g in GROUPS] == ["instruct", "accuracy", "none", "grpo", "synthetic", "grpo"]
+    assert [cfg[g].name for g in GROUPS] == ["instruct", "accuracy", "none", "grpo", "tiny", "synthetic", "grpo"]
     assert cfg.model_init.path is None  # the embedded tiny model
 
 
@@ -50,6 +66,10 @@ def test_unknown_override_is_a_hydra_error():
         (["dataset.test_size=-5"], "dataset.test_size"),
         (["model_init.path=/no/such/checkpoint"], "model_init.path"),
         (["model_init.path=./relative/missing"], "model_init.path"),
+        (["family=qwen2_5_vl_3b", "model_init=base"], "family.base"),
+        (["length_reward=ecr", "length_reward.functions.ecr.target_length=0"], "length_reward.functions.ecr.target_length"),
+        (["reward=semantic", "judge.on_failure=ignore"], "judge.on_failure"),
+        (["reward=semantic", "judge=openai", "judge.api_key_env=MEDVQA_TEST_UNSET_KEY"], "judge.api_key_env"),
     ],
 )
 def test_bad_values_fail_before_loading(overrides, key, tmp_path, monkeypatch):

@@ -12,7 +12,7 @@ from medvqa_rl.data.splits import load_splits, to_trl_dataset
 from medvqa_rl.evaluation import generate_greedy
 from medvqa_rl.models.loading import load_model_and_processor, resolve_checkpoint
 from medvqa_rl.rewards import answer_letter, completion_text
-from medvqa_rl.training.grpo import build_grpo_trainer, grpo_config
+from medvqa_rl.training.grpo import build_grpo_trainer, grpo_config, reward_functions
 
 from .conftest import compose_config
 
@@ -34,7 +34,9 @@ def _trainer(cfg, tmp_path):
     train, _ = load_splits(cfg.dataset)
     checkpoint = resolve_checkpoint(cfg.model_init, OmegaConf.to_container(cfg.tiny_model, resolve=True), cfg.cache_dir)
     model, processor = load_model_and_processor(checkpoint)
-    return build_grpo_trainer(cfg, model, processor, to_trl_dataset(train), str(tmp_path / "trainer"), report_to="none")
+    rewards = reward_functions(cfg, processor.tokenizer)
+    return build_grpo_trainer(cfg, model, processor, rewards, to_trl_dataset(train), str(tmp_path / "trainer"),
+                              report_to="none")
 
 
 def test_two_grpo_steps_change_the_parameters(small_cfg, tmp_path):

@@ -12,7 +12,7 @@ from medvqa_rl.run import run
 
 from .conftest import SMALL_RUN, SMALL_TINY, compose_config
 
-GROUPS = ("model_init", "reward", "length_reward", "bias", "dataset", "method")
+GROUPS = ("model_init", "reward", "length_reward", "bias", "family", "dataset", "method")
 
 
 def _metrics(run_dir: Path) -> dict:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 from datasets import Dataset
 
 from medvqa_rl.data.synthetic import make_split
 from medvqa_rl.prompts import prompt_messages
 
 # Columns that reach the reward functions as keyword arguments.
-REWARD_COLUMNS = ("id", "answer_label", "answer_text", "options", "question_type", "rationale")
+REWARD_COLUMNS = ("id", "question", "answer_label", "answer_text", "options", "question_type", "rationale")
 
 
 def load_splits(dataset_cfg) -> tuple[list[dict], list[dict]]:
@@ -22,7 +24,14 @@ def load_splits(dataset_cfg) -> tuple[list[dict], list[dict]]:
 def to_trl_dataset(records: list[dict]) -> Dataset:
     """A conversational-prompt dataset with an ``image`` column, as TRL's GRPOTrainer expects."""
     rows = [
-        {"prompt": prompt_messages(r["question"], r["options"]), "image": r["image"], **{k: r[k] for k in REWARD_COLUMNS}}
+        {
+            "prompt": prompt_messages(r["question"], r["options"]),
+            "image": r["image"],
+            **{k: r[k] for k in REWARD_COLUMNS},
+            # The image's ground truth, where the dataset has it (synthetic), for the rule judge. JSON keeps
+            # one column type across datasets with and without it.
+            "findings": json.dumps(r["findings"]) if r.get("findings") else "",
+        }
         for r in records
     ]
     return Dataset.from_list(rows)

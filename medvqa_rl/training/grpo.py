@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 from peft import LoraConfig
@@ -17,9 +19,13 @@ def _reward_specs(cfg: DictConfig) -> list[tuple[DictConfig, float]]:
     ]
 
 
-def reward_functions(cfg: DictConfig) -> list:
-    """The reward callables, instantiated from config."""
-    return [instantiate(spec) for spec, _ in _reward_specs(cfg)]
+def reward_functions(cfg: DictConfig, tokenizer) -> list:
+    """The reward callables, instantiated from config (a judge is built here, once per run).
+
+    Specs marked `_partial_: true` (the length rewards) are completed with the policy's tokenizer.
+    """
+    built = [instantiate(spec) for spec, _ in _reward_specs(cfg)]
+    return [fn(tokenizer=tokenizer) if isinstance(fn, functools.partial) else fn for fn in built]
 
 
 def reward_weights(cfg: DictConfig) -> list[float]:
@@ -56,7 +62,8 @@ def grpo_config(cfg: DictConfig, output_dir: str, report_to: str) -> GRPOConfig:
     )
 
 
-def build_grpo_trainer(cfg: DictConfig, model, processor, train_dataset, output_dir: str, report_to: str) -> GRPOTrainer:
+def build_grpo_trainer(cfg: DictConfig, model, processor, rewards: list, train_dataset, output_dir: str,
+                       report_to: str) -> GRPOTrainer:
     lora = cfg.method.lora
     peft_config = (
         LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.target_modules)
@@ -65,7 +72,7 @@ def build_grpo_trainer(cfg: DictConfig, model, processor, train_dataset, output_
     )
     return GRPOTrainer(
         model=model,
-        reward_funcs=reward_functions(cfg),
+        reward_funcs=rewards,
         args=grpo_config(cfg, output_dir, report_to),
         train_dataset=train_dataset,
         processing_class=processor,

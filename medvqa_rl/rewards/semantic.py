@@ -1,0 +1,45 @@
+"""Medical semantic alignment reward: a judge says whether the reasoning is clinically consistent."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from medvqa_rl.judges.base import Judge, JudgeItem
+from medvqa_rl.rewards.completion_parsing import completion_text, reasoning_text
+
+
+def judge_items(completions: list[Any], question: list[str], answer_text: list[str],
+                findings: list[str] | None = None) -> list[JudgeItem | None]:
+    """One judge request per completion; None where there is no non-empty <think> block to judge."""
+    findings = findings or [""] * len(completions)
+    items = []
+    for completion, q, reference, truth in zip(completions, question, answer_text, findings, strict=True):
+        reasoning = reasoning_text(completion_text(completion))
+        items.append(JudgeItem(q, reference, reasoning, truth) if reasoning else None)
+    return items
+
+
+class SemanticAlignmentReward:
+    """TRL reward: the judge's verdict (1.0 consistent, 0.0 not) on the completion's reasoning.
+
+    A completion without reasoning scores 0 without asking the judge. Logs `judge/failures` (items
+    scored 0 because the judge failed, under judge.on_failure=zero) and `judge/requests` (cache misses)
+    per step through TRL's log_metric hook.
+    """
+
+    __name__ = "semantic"
+
+    def __init__(self, judge: Judge) -> None:
+        self.judge = judge
+
+    def __call__(self, completions: list[Any], question: list[str], answer_text: list[str],
+                 findings: list[str] | None = None, log_metric: Callable[[str, float], None] | None = None,
+                 **kwargs: Any) -> list[float]:
+        items = judge_items(completions, question, answer_text, findings)
+        failures, requests = self.judge.failures, self.judge.requests
+        verdicts = iter(self.judge([item for item in items if item is not None]))
+        rewards = [next(verdicts) if item is not None else 0.0 for item in items]
+        if log_metric is not None:
+            log_metric("judge/failures", float(self.judge.failures - failures))
+            log_metric("judge/requests", float(self.judge.requests - requests))
+        return rewards

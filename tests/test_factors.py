@@ -1,0 +1,93 @@
+"""The four studied factors end to end: the trainer's effective arguments, the semantic reward in a run
+with an HTTP judge, and the full 24-run factor grid through Hydra's multirun."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from medvqa_rl.data.splits import load_splits, to_trl_dataset
+from medvqa_rl.models.loading import load_model_and_processor, resolve_checkpoint
+from medvqa_rl.training.grpo import build_grpo_trainer, reward_functions
+
+from .conftest import SMALL_RUN, SMALL_TINY, compose_config
+from .test_judges import FakeChatServer
+
+
+@pytest.mark.parametrize("bias,loss_type,scale_rewards", [("grpo", "grpo", "group"), ("dr_grpo", "dr_grpo", "none")])
+def test_bias_reaches_the_trainer(bias, loss_type, scale_rewards, small_cfg, tmp_path):
+    cfg = compose_config(SMALL_TINY + SMALL_RUN + [f"cache_dir={small_cfg.cache_dir}", f"bias={bias}",
+                                                    "reward=semantic", "length_reward=cwr"])
+    train, _ = load_splits(cfg.dataset)
+    checkpoint = resolve_checkpoint(cfg.model_init, OmegaConf.to_container(cfg.tiny_model, resolve=True), cfg.cache_dir)
+    model, processor = load_model_and_processor(checkpoint)
+    trainer = build_grpo_trainer(cfg, model, processor, reward_functions(cfg, processor.tokenizer),
+                                 to_trl_dataset(train), str(tmp_path / "trainer"), report_to="none")
+    assert (trainer.loss_type, trainer.scale_rewards, trainer.beta) == (loss_type, scale_rewards, 0.1)
+    assert [f.__name__ for f in trainer.reward_funcs] == ["accuracy", "format", "semantic", "cwr"]
+    assert trainer.reward_weights.tolist() == [1.0, 0.5, 0.5, 0.5]
+
+
+def _cli(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "medvqa_rl", *args], capture_output=True, text=True, cwd=cwd,
+                          env={**os.environ, "WANDB_SILENT": "true", **(env or {})})
+
+
+def test_semantic_run_with_an_http_judge_never_writes_the_key(tiny_cache, tmp_path, monkeypatch):
+    for proxy in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(proxy, raising=False)
+    server = FakeChatServer()
+    secret = "sk-never-write-me-4242"
+    try:
+        run_dir = tmp_path / "run"
+        overrides = [o for o in SMALL_RUN if not o.startswith("wandb.")] + SMALL_TINY + [
+            "reward=semantic", "judge=openai", f"judge.base_url={server.url}", "judge.api_key_env=MEDVQA_JUDGE_KEY",
+            "wandb.mode=offline", f"cache_dir={tiny_cache}", f"hydra.run.dir={run_dir}"]
+        result = _cli(overrides, tmp_path, env={"MEDVQA_JUDGE_KEY": secret})
+    finally:
+        server.close()
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert server.requests > 0 and server.auth == {f"Bearer {secret}"}
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert (metrics["factor/reward"], metrics["factor/judge"]) == ("semantic", "openai")
+    files = [p for p in run_dir.rglob("*") if p.is_file()]
+    assert any("wandb" in p.parts for p in files)
+    leaks = [p for p in files if secret.encode() in p.read_bytes()]
+    assert not leaks and secret not in result.stdout + result.stderr
+
+
+GRID = {
+    "model_init": ["base", "instruct"],
+    "reward": ["accuracy", "semantic"],
+    "length_reward": ["none", "ecr", "cwr"],
+    "bias": ["grpo", "dr_grpo"],
+}
+# The smallest budget that still runs every stage of a run: 1 GRPO step of 2 prompts x 4 generations.
+GRID_BUDGET = ["dataset.train_size=8", "dataset.test_size=4", "method.max_steps=1",
+               "method.per_device_train_batch_size=8", "method.num_generations=4", "method.max_completion_length=8",
+               "wandb.mode=disabled"]
+
+
+def test_full_factor_grid_runs_all_24_combinations(tiny_cache, tmp_path):
+    sweep_dir = tmp_path / "grid"
+    result = _cli(["-m", *(f"{g}={','.join(options)}" for g, options in GRID.items()), *SMALL_TINY, *GRID_BUDGET,
+                   f"cache_dir={tiny_cache}", f"hydra.sweep.dir={sweep_dir}"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dirs = [p.parent for p in sweep_dir.glob("*/metrics.json")]
+    seen = []
+    for run_dir in run_dirs:
+        record = json.loads((run_dir / "metrics.json").read_text())
+        choices = {g: record[f"factor/{g}"] for g in GRID}
+        seen.append(tuple(choices.values()))
+        assert record["train/steps"] == 1
+        assert record["factor/judge"] == ("rule" if choices["reward"] == "semantic" else "none")
+        hydra_cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")  # what the run was really given
+        assert {g: hydra_cfg[g].name for g in GRID} == choices
+    assert sorted(seen) == sorted(itertools.product(*GRID.values()))

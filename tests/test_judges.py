@@ -1,0 +1,262 @@
+"""The semantic judges (rule, hf, openai), their cache and failure policy, and the reward built on them."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import torch
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+from medvqa_rl.judges import HFJudge, Judge, JudgeError, JudgeItem, OpenAIJudge, RuleJudge
+from medvqa_rl.rewards import SemanticAlignmentReward
+
+FINDINGS = json.dumps({"modality": "ct", "location": "left upper", "count": 2, "size": "very large"})
+
+
+def _item(reasoning: str, reference: str = "left upper", findings: str = FINDINGS) -> JudgeItem:
+    return JudgeItem("Where are the lesions located?", reference, reasoning, findings)
+
+
+# ------------------------------------------------------------------ rule --
+
+@pytest.mark.parametrize(
+    "reasoning,reference,verdict",
+    [
+        ("the lesions are at left upper", "left upper", 1.0),
+        ("ct scan. 2 very large lesions in the left upper region.", "left upper", 1.0),  # a full report
+        ("the lesions are at right upper", "left upper", 0.0),  # wrong finding
+        ("the scan is ct", "left upper", 0.0),  # true, but does not address the question
+        ("the lesions are at left upper, 3 of them", "left upper", 0.0),  # a contradicted extra finding
+        ("left upper or right lower", "left upper", 0.0),  # hedging over two locations
+        ("the lesions are large", "very large", 0.0),  # "large" is not "very large"
+        ("the lesions are very large", "very large", 1.0),
+        ("the lesion count is two", "2", 1.0),  # number words count
+        ("the scan is CT", "ct", 1.0),  # case
+        ("i cannot tell", "left upper", 0.0),
+    ],
+)
+def test_rule_judge_checks_stated_findings_against_the_image(reasoning, reference, verdict):
+    assert RuleJudge()([_item(reasoning, reference)]) == [verdict]
+
+
+def test_rule_judge_needs_ground_truth():
+    with pytest.raises(JudgeError, match="judge=rule"):
+        RuleJudge()([_item("left upper", findings="")])
+
+
+# ------------------------------------------------------- cache, failures --
+
+class CountingJudge(Judge):
+    """Says yes to reasoning containing "ok"; fails on reasoning containing "boom"."""
+
+    def __init__(self, on_failure="error"):
+        super().__init__(on_failure)
+        self.seen = []
+
+    def _judge(self, items):
+        self.seen += items
+        return [RuntimeError("backend down") if "boom" in i.reasoning else float("ok" in i.reasoning) for i in items]
+
+
+def test_verdicts_are_cached_per_item():
+    judge = CountingJudge()
+    items = [_item("ok"), _item("ok"), _item("bad"), _item("ok")]
+    assert judge(items) == [1.0, 1.0, 0.0, 1.0]
+    assert judge(items[:2]) == [1.0, 1.0]
+    assert judge.seen == [_item("ok"), _item("bad")]  # each distinct item asked once
+    assert judge.requests == 2
+
+
+def test_a_failed_verdict_stops_the_run_by_default():
+    with pytest.raises(JudgeError, match="backend down.*judge.on_failure=zero"):
+        CountingJudge()([_item("ok"), _item("boom")])
+
+
+def test_on_failure_zero_scores_zero_and_counts():
+    judge = CountingJudge(on_failure="zero")
+    assert judge([_item("ok"), _item("boom"), _item("boom")]) == [1.0, 0.0, 0.0]
+    assert judge.failures == 1  # one distinct item failed
+    judge([_item("boom")])
+    assert judge.failures == 2  # failures are not cached: the next step asks again
+
+
+def test_semantic_reward_judges_reasoning_only_and_logs_failures():
+    judge = CountingJudge(on_failure="zero")
+    logged = {}
+    completions = ["<think>ok</think><answer>A</answer>", "<answer>A</answer>", "<think>boom</think><answer>A</answer>",
+                   "<think>bad</think><answer>A</answer>", "<think></think><answer>A</answer>"]
+    n = len(completions)
+    rewards = SemanticAlignmentReward(judge)(
+        completions=[[{"role": "assistant", "content": c}] for c in completions], question=["q"] * n,
+        answer_text=["left upper"] * n, findings=[FINDINGS] * n, log_metric=lambda k, v: logged.__setitem__(k, v))
+    assert rewards == [1.0, 0.0, 0.0, 0.0, 0.0]
+    assert [i.reasoning for i in judge.seen] == ["ok", "boom", "bad"]  # no reasoning: no request
+    assert logged == {"judge/failures": 1.0, "judge/requests": 3.0}
+    assert SemanticAlignmentReward(judge).__name__ == "semantic"  # the name TRL logs it under
+
+
+# -------------------------------------------------------------------- hf --
+
+TEMPLATE = "question {question} reference {reference} reasoning {reasoning} consistent ?"
+
+
+@pytest.fixture(scope="module")
+def tiny_lm_dir(tmp_path_factory):
+    """A tiny GPT-2 built from config with a word-level tokenizer, saved like any hub checkpoint."""
+    words = ("question reference reasoning consistent ? Yes No the lesions are at left right upper lower "
+             "scan is ct where located").split()
+    tokenizer = Tokenizer(models.WordLevel({w: i for i, w in enumerate(["<pad>", "<unk>"] + words)}, unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="<unk>", pad_token="<pad>", eos_token="<pad>")
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(fast), n_positions=64, n_embd=32, n_layer=2, n_head=2,
+                                       pad_token_id=0, eos_token_id=0, bos_token_id=0))
+    path = tmp_path_factory.mktemp("tiny_judge")
+    model.save_pretrained(path)
+    fast.save_pretrained(path)
+    return path
+
+
+def _constant_judge(path, answer: str, **kwargs) -> HFJudge:
+    """Final layer norm output fixed to +-(e_Yes - e_No): the tied head then prefers one word on every input."""
+    judge = HFJudge(str(path), TEMPLATE, yes_token="Yes", no_token="No", **kwargs)
+    transformer = judge.model.transformer
+    direction = transformer.wte.weight[judge.yes_id] - transformer.wte.weight[judge.no_id]
+    with torch.no_grad():
+        transformer.ln_f.weight.zero_()
+        transformer.ln_f.bias.copy_(direction if answer == "Yes" else -direction)
+    return judge
+
+
+ITEMS = [_item("the lesions are at left upper"), _item("scan is ct"), _item("the lesions are at right lower upper left")]
+
+
+@pytest.mark.parametrize("verdict", ["logprob", "generate"])
+@pytest.mark.parametrize("answer,expected", [("Yes", 1.0), ("No", 0.0)])
+def test_hf_judge_reads_the_models_yes_or_no(tiny_lm_dir, verdict, answer, expected):
+    judge = _constant_judge(tiny_lm_dir, answer, verdict=verdict, batch_size=2)
+    assert judge(ITEMS) == [expected] * len(ITEMS)
+
+
+def test_hf_judge_batched_equals_one_by_one(tiny_lm_dir):
+    """Left padding must not change a prompt's verdict: compare the Yes-No margins directly."""
+    batched = HFJudge(str(tiny_lm_dir), TEMPLATE, yes_token="Yes", no_token="No", batch_size=8)
+    single = HFJudge(str(tiny_lm_dir), TEMPLATE, yes_token="Yes", no_token="No", batch_size=1)
+    torch.testing.assert_close(batched.margins(ITEMS), single.margins(ITEMS), atol=1e-5, rtol=1e-4)
+    assert batched(ITEMS) == single(ITEMS)
+
+
+def test_hf_judge_rejects_ambiguous_verdict_tokens(tiny_lm_dir):
+    with pytest.raises(JudgeError, match="yes_token"):
+        HFJudge(str(tiny_lm_dir), TEMPLATE, yes_token="Yes", no_token="Yes")
+
+
+# ---------------------------------------------------------------- openai --
+
+class FakeChatServer:
+    """An OpenAI-compatible /v1/chat/completions on 127.0.0.1: says Yes when the reasoning has "left upper".
+
+    mode "ok" answers, "fail" returns HTTP 500, "slow" sleeps past the client's timeout.
+    """
+
+    def __init__(self):
+        self.mode, self.requests, self.auth = "ok", 0, set()
+        self.lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with server.lock:
+                    server.requests += 1
+                    server.auth.add(self.headers.get("Authorization"))
+                if server.mode == "fail":
+                    return self._send(500, {"error": {"message": "judge backend exploded"}})
+                if server.mode == "slow":
+                    time.sleep(1.0)
+                reasoning = body["messages"][-1]["content"].split(" reasoning ", 1)[1]
+                answer = "Yes" if "left upper" in reasoning else "No"
+                self._send(200, {"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
+                                 "choices": [{"index": 0, "finish_reason": "stop",
+                                              "message": {"role": "assistant", "content": answer}}]})
+
+            def _send(self, status, payload):
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                try:
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):  # the client timed out and left
+                    pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def chat_server(monkeypatch):
+    for proxy in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(proxy, raising=False)
+    monkeypatch.setenv("MEDVQA_TEST_JUDGE_KEY", "sk-secret-sentinel-123")
+    server = FakeChatServer()
+    yield server
+    server.close()
+
+
+def _openai_judge(server, **kwargs) -> OpenAIJudge:
+    kwargs = {"timeout": 5.0, "max_retries": 0, "api_key_env": "MEDVQA_TEST_JUDGE_KEY", **kwargs}
+    return OpenAIJudge(server.url, "judge-model", TEMPLATE, **kwargs)
+
+
+def test_openai_judge_concurrent_verdicts_with_the_key_from_env(chat_server):
+    judge = _openai_judge(chat_server, concurrency=4)
+    items = ITEMS + [_item(f"left upper {i}") for i in range(5)]
+    assert judge(items) == [1.0, 0.0, 0.0] + [1.0] * 5
+    assert chat_server.requests == len(items)
+    assert chat_server.auth == {"Bearer sk-secret-sentinel-123"}
+    assert "sk-secret" not in repr(judge)
+    judge(items)
+    assert chat_server.requests == len(items)  # second pass: all cached
+
+
+def test_openai_judge_failing_server_retries_then_stops(chat_server):
+    chat_server.mode = "fail"
+    with pytest.raises(JudgeError, match="on_failure=zero"):
+        _openai_judge(chat_server, max_retries=1)([ITEMS[0]])
+    assert chat_server.requests == 2  # the first try and one retry
+
+
+def test_openai_judge_failing_server_scores_zero_when_asked(chat_server):
+    chat_server.mode = "fail"
+    judge = _openai_judge(chat_server, on_failure="zero")
+    assert judge(ITEMS) == [0.0, 0.0, 0.0]
+    assert judge.failures == 3
+
+
+def test_openai_judge_timeout(chat_server):
+    chat_server.mode = "slow"
+    started = time.time()
+    with pytest.raises(JudgeError, match="Timeout"):
+        _openai_judge(chat_server, timeout=0.2)([ITEMS[0]])
+    assert time.time() - started < 1.0  # gave up at the timeout, not after the server's answer
+
+
+def test_openai_judge_needs_its_key_variable(monkeypatch):
+    monkeypatch.delenv("MEDVQA_TEST_UNSET_KEY", raising=False)
+    with pytest.raises(JudgeError, match="MEDVQA_TEST_UNSET_KEY"):
+        OpenAIJudge("http://127.0.0.1:9/v1", "m", TEMPLATE, api_key_env="MEDVQA_TEST_UNSET_KEY")
