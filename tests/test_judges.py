@@ -260,3 +260,21 @@ def test_openai_judge_needs_its_key_variable(monkeypatch):
     monkeypatch.delenv("MEDVQA_TEST_UNSET_KEY", raising=False)
     with pytest.raises(JudgeError, match="MEDVQA_TEST_UNSET_KEY"):
         OpenAIJudge("http://127.0.0.1:9/v1", "m", TEMPLATE, api_key_env="MEDVQA_TEST_UNSET_KEY")
+
+
+# ---------------------------------------------------------------- config --
+
+@pytest.mark.parametrize("backend,cls", [("rule", RuleJudge), ("hf", HFJudge), ("openai", OpenAIJudge)])
+def test_each_judge_config_builds_its_back_end(backend, cls, tiny_lm_dir, monkeypatch):
+    """The yaml's keys are the class's arguments: a typo in either fails here, not in a user's sweep."""
+    from hydra.utils import instantiate
+
+    from .conftest import compose_config
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    overrides = ["reward=semantic", f"judge={backend}"] + ([f"judge.model={tiny_lm_dir}"] if backend == "hf" else [])
+    cfg = compose_config(overrides)
+    judge = instantiate(cfg.judge)
+    assert isinstance(judge, cls) and judge.backend == backend
+    reward = instantiate(cfg.reward.functions.semantic)
+    assert isinstance(reward.judge, cls)
