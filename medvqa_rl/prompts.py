@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from trl.data_utils import prepare_multimodal_messages
+
 LETTERS = "ABCD"
 
 INSTRUCTION = "Reason in <think></think>, then give the letter in <answer></answer>."
@@ -21,3 +23,20 @@ def prompt_messages(question: str, options: list[str]) -> list[dict]:
 def reference_completion(rationale: str, answer_label: str) -> str:
     """The target response of supervised tuning: the reference rationale, then the letter."""
     return f"<think>{rationale}</think><answer>{answer_label}</answer>"
+
+
+def chat_prompt(processor, question: str, options: list[str], image) -> str:
+    """The prompt text exactly as TRL renders it (image block first, then the generation prompt)."""
+    messages = prepare_multimodal_messages(prompt_messages(question, options), [image])
+    return processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def assistant_turn(processor, completion: str) -> str:
+    """`completion` as the chat template closes an assistant turn (e.g. "...<|im_end|>"), so a teacher-forced
+    target ends with the token that stops generation. Trailing newlines after it are dropped."""
+    user = [{"role": "user", "content": "x"}]
+    opened = processor.apply_chat_template(user, tokenize=False, add_generation_prompt=True)
+    closed = processor.apply_chat_template(user + [{"role": "assistant", "content": completion}], tokenize=False)
+    if not closed.startswith(opened):
+        raise ValueError("the chat template renders an assistant turn differently from its generation prompt")
+    return closed[len(opened):].rstrip("\n")

@@ -18,12 +18,11 @@ import shutil
 from pathlib import Path
 
 from filelock import FileLock
-from trl.data_utils import prepare_multimodal_messages
 
 from medvqa_rl.data.synthetic import make_split, report_text
 from medvqa_rl.models.supervised_stage import SupervisedExample, train_supervised
 from medvqa_rl.models.tiny_vlm import build_model, build_processor, train_tokenizer
-from medvqa_rl.prompts import prompt_messages, question_text, reference_completion
+from medvqa_rl.prompts import assistant_turn, chat_prompt, question_text, reference_completion
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +73,8 @@ def _build(spec: dict, root: Path) -> None:
     _save(model, processor, root / "base")
 
     instruct_examples = [
-        SupervisedExample(r["image"], _chat_prompt(processor, r), reference_completion(r["rationale"], r["answer_label"]) + "<|im_end|>")
+        SupervisedExample(r["image"], chat_prompt(processor, r["question"], r["options"], r["image"]),
+                          assistant_turn(processor, reference_completion(r["rationale"], r["answer_label"])))
         for r in instruct
     ]
     losses = train_supervised(model, processor, instruct_examples, steps=ins["steps"], batch_size=ins["batch_size"],
@@ -92,12 +92,6 @@ def _instruct_records(n: int, shuffled_fraction: float, seed: int, image_size: i
     m = round(n * shuffled_fraction)
     shuffled = make_split("instruct", m, seed, image_size, option_order="shuffled") if m else []
     return shuffled + make_split("instruct", n, seed, image_size, option_order="fixed")[m:]
-
-
-def _chat_prompt(processor, record: dict) -> str:
-    """The prompt text exactly as TRL renders it during GRPO (image block first, generation prompt)."""
-    messages = prepare_multimodal_messages(prompt_messages(record["question"], record["options"]), [record["image"]])
-    return processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
 def _save(model, processor, target: Path) -> None:

@@ -1,0 +1,50 @@
+"""Batched greedy generation with left padding, through the same message preparation as TRL."""
+
+from __future__ import annotations
+
+import torch
+from tqdm.auto import tqdm
+from trl.data_utils import prepare_multimodal_messages
+
+from medvqa_rl.prompts import prompt_messages
+
+
+def generate_greedy(model, processor, records: list[dict], batch_size: int, max_new_tokens: int,
+                    progress: bool = False) -> list[tuple[str, int]]:
+    """Greedy completions for ``records``, batch by batch with left padding: [(text, n_tokens)]."""
+    tokenizer = processor.tokenizer
+    outputs = []
+    model.eval()
+    for start in tqdm(range(0, len(records), batch_size), desc="generate", unit="batch", disable=not progress):
+        batch = records[start : start + batch_size]
+        conversations = [
+            prepare_multimodal_messages(prompt_messages(r["question"], r["options"]), [r["image"]]) for r in batch
+        ]
+        inputs = processor.apply_chat_template(
+            conversations,
+            tokenize=True,
+            add_generation_prompt=True,
+            return_dict=True,
+            return_tensors="pt",
+            padding=True,
+            padding_side="left",
+        ).to(model.device)
+        with torch.no_grad():
+            generated = model.generate(**inputs, do_sample=False, max_new_tokens=max_new_tokens)
+        new_tokens = generated[:, inputs["input_ids"].shape[1] :]
+        stop_ids = set(_as_list(model.generation_config.eos_token_id)) | {tokenizer.pad_token_id}
+        for row in new_tokens.tolist():
+            kept = _until_stop(row, stop_ids)
+            outputs.append((tokenizer.decode(kept, skip_special_tokens=True), len(kept)))
+    return outputs
+
+
+def _as_list(value) -> list:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _until_stop(token_ids: list[int], stop_ids: set[int]) -> list[int]:
+    for i, token in enumerate(token_ids):
+        if token in stop_ids:
+            return token_ids[:i]
+    return token_ids

@@ -1,0 +1,43 @@
+"""Perplexity of the reference response (rationale + answer, in the trained format) under the model."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from medvqa_rl.models.supervised_stage import IGNORE_INDEX, SupervisedExample, TargetOnlyCollator
+from medvqa_rl.prompts import assistant_turn, chat_prompt, reference_completion
+
+
+def reference_examples(processor, records: list[dict]) -> list[SupervisedExample]:
+    """(image, chat prompt, reference turn) triples: the same texts SFT trains on and GRPO prompts with."""
+    return [
+        SupervisedExample(r["image"], chat_prompt(processor, r["question"], r["options"], r["image"]),
+                          assistant_turn(processor, reference_completion(r["rationale"], r["answer_label"])))
+        for r in records
+    ]
+
+
+@torch.no_grad()
+def reference_perplexity(model, processor, records: list[dict], batch_size: int) -> float:
+    """exp(total NLL / total target tokens) over all records' reference turns (token-weighted, natural log).
+
+    Targets include the end-of-turn token. The same value as exp(model(..., labels).loss) when the
+    records fit in one batch of one.
+    """
+    collate = TargetOnlyCollator(processor)
+    examples = reference_examples(processor, records)
+    total_nll, total_tokens = 0.0, 0
+    model.eval()
+    for start in range(0, len(examples), batch_size):
+        batch = collate(examples[start : start + batch_size])
+        labels = batch.pop("labels").to(model.device)
+        logits = model(**{k: v.to(model.device) for k, v in batch.items()}).logits.float()
+        shifted_logits, shifted_labels = logits[:, :-1], labels[:, 1:]
+        nll = F.cross_entropy(shifted_logits.reshape(-1, shifted_logits.shape[-1]), shifted_labels.reshape(-1),
+                              ignore_index=IGNORE_INDEX, reduction="sum")
+        total_nll += nll.item()
+        total_tokens += int((shifted_labels != IGNORE_INDEX).sum())
+    return math.exp(total_nll / total_tokens)
