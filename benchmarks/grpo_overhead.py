@@ -92,7 +92,7 @@ def main() -> None:
             if name == "ours":
                 model, processor = load_model_and_processor(checkpoint)
                 rewards = reward_functions(cfg, processor.tokenizer)
-                trainer = build_grpo_trainer(cfg, model, processor, rewards, to_trl_dataset(train), "/tmp/bench_ours",
+                trainer = build_grpo_trainer(cfg, model, processor, rewards, train, "/tmp/bench_ours",
                                              "none")
             else:
                 trainer = bare_trl_trainer(checkpoint, train, cfg, "/tmp/bench_bare")

@@ -20,7 +20,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from medvqa_rl.data.splits import load_splits, to_trl_dataset
+from medvqa_rl.data.splits import load_splits
 from medvqa_rl.models.loading import load_model_and_processor, resolve_checkpoint
 from medvqa_rl.training.grpo import build_grpo_trainer, reward_functions
 
@@ -59,7 +59,7 @@ def measure(judge: str, args, extra: list[str]) -> dict:
     rewards = reward_functions(cfg, processor.tokenizer)
     timed = TimedReward(rewards[2])
     rewards[2] = timed
-    trainer = build_grpo_trainer(cfg, model, processor, rewards, to_trl_dataset(train), "/tmp/bench_judge", "none")
+    trainer = build_grpo_trainer(cfg, model, processor, rewards, train, "/tmp/bench_judge", "none")
     steps = StepTimer()
     trainer.add_callback(steps)
     trainer.train()

@@ -8,7 +8,8 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from medvqa_rl.judges.base import ON_FAILURE
-from medvqa_rl.tracking import factor_choices
+from medvqa_rl.judges.selection import judge_backend
+from medvqa_rl.training import TRAINERS
 
 
 class ConfigError(ValueError):
@@ -21,8 +22,24 @@ def check_config(cfg: DictConfig) -> None:
         value = cfg.dataset.get(key)
         if value is not None and value <= 0:
             raise ConfigError(f"dataset.{key} must be a positive number of examples, got {value}")
+    _check_method(cfg)
+    _check_model_init(cfg)
+    _check_length_rewards(cfg)
+    if judge_backend(cfg) != "none":
+        _check_judge(cfg)
 
+
+def _check_method(cfg: DictConfig) -> None:
     method = cfg.method
+    if method.trainer not in TRAINERS:
+        raise ConfigError(f"method.trainer must be one of {TRAINERS}, got {method.trainer!r}")
+    if method.max_steps <= 0:
+        raise ConfigError(f"method.max_steps must be positive, got {method.max_steps}")
+    examples = cfg.budget.examples
+    if examples is not None and examples <= 0:
+        raise ConfigError(f"budget.examples must be a positive number of training examples or null, got {examples}")
+    if method.trainer != "grpo":
+        return
     if method.num_generations < 2:
         raise ConfigError(f"method.num_generations must be at least 2 (GRPO compares a group), got {method.num_generations}")
     batch = method.per_device_train_batch_size * method.gradient_accumulation_steps
@@ -31,9 +48,9 @@ def check_config(cfg: DictConfig) -> None:
             f"method.num_generations={method.num_generations} must divide the generation batch "
             f"method.per_device_train_batch_size * method.gradient_accumulation_steps = {batch}"
         )
-    if method.max_steps <= 0:
-        raise ConfigError(f"method.max_steps must be positive, got {method.max_steps}")
 
+
+def _check_model_init(cfg: DictConfig) -> None:
     path = cfg.model_init.path
     if path is None and not cfg.family.embedded:
         raise ConfigError(
@@ -42,10 +59,6 @@ def check_config(cfg: DictConfig) -> None:
         )
     if path is not None and _looks_local(path) and not Path(path).expanduser().is_dir():
         raise ConfigError(f"model_init.path={path!r} does not exist (give a local checkpoint directory or a hub id)")
-
-    _check_length_rewards(cfg)
-    if factor_choices(cfg)["judge"] != "none":
-        _check_judge(cfg)
 
 
 def _check_length_rewards(cfg: DictConfig) -> None:
@@ -59,7 +72,7 @@ def _check_judge(cfg: DictConfig) -> None:
     judge = cfg.judge
     if judge.get("on_failure") not in ON_FAILURE:
         raise ConfigError(f"judge.on_failure must be one of {ON_FAILURE}, got {judge.get('on_failure')!r}")
-    backend = factor_choices(cfg)["judge"]
+    backend = judge_backend(cfg)
     if backend == "rule" and cfg.dataset.name != "synthetic":
         raise ConfigError(f"judge=rule checks findings against the image's ground truth, which only dataset=synthetic "
                           f"has (dataset={cfg.dataset.name}); use judge=hf or judge=openai")

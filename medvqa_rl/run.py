@@ -11,12 +11,15 @@ from omegaconf import DictConfig, OmegaConf
 from transformers import set_seed
 
 from medvqa_rl.config_checks import check_config
-from medvqa_rl.data.splits import load_splits, to_trl_dataset
-from medvqa_rl.evaluation import evaluate
+from medvqa_rl.data.splits import load_splits
+from medvqa_rl.evaluation import ReasoningSimilarity, evaluate
+from medvqa_rl.judges.selection import evaluation_judge
 from medvqa_rl.models.loading import load_model_and_processor, resolve_checkpoint
 from medvqa_rl.run_record import package_versions, write_metrics, write_predictions
 from medvqa_rl.tracking import factor_choices, finish_wandb, start_wandb
-from medvqa_rl.training.grpo import build_grpo_trainer, reward_functions
+from medvqa_rl.training import build_trainer
+from medvqa_rl.training.common import examples_per_step
+from medvqa_rl.training.grpo import reward_functions
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +27,7 @@ log = logging.getLogger(__name__)
 def run(cfg: DictConfig, run_dir: str | Path) -> dict:
     """Trains and evaluates one configuration; writes metrics.json and predictions under run_dir.
 
-    Returns the flat metrics: test/* after training and init/test/* before it (percentages 0-100).
+    Returns the flat metrics: test/* after training and init/test/* before it (rates in percent 0-100).
     Under `accelerate launch` every process trains; only the main one evaluates, records and logs
     (the others return an empty dict).
     """
@@ -37,25 +40,34 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict:
     train_records, test_records = load_splits(cfg.dataset)
     checkpoint = resolve_checkpoint(cfg.model_init, OmegaConf.to_container(cfg.tiny_model, resolve=True), cfg.cache_dir)
     model, processor = load_model_and_processor(checkpoint)
-    rewards = reward_functions(cfg, processor.tokenizer)  # before the init eval: a judge may fail to start
+    # Rewards and judge before the init eval: a judge that cannot start should fail the run early.
+    rewards = reward_functions(cfg, processor.tokenizer) if cfg.method.trainer == "grpo" else []
     main_process = PartialState().is_main_process
     wandb_run = start_wandb(cfg, str(run_dir)) if main_process else None
 
     if main_process:
-        init_metrics, init_predictions = evaluate(model, processor, test_records, cfg.eval.batch_size,
-                                                  cfg.eval.max_new_tokens)
+        judge = evaluation_judge(cfg, rewards)
+        similarity = (ReasoningSimilarity(cfg.eval.similarity_model, cfg.eval.similarity_device)
+                      if cfg.eval.similarity_model else None)
+
+        def evaluate_test(policy) -> tuple[dict, list[dict]]:
+            return evaluate(policy, processor, test_records, batch_size=cfg.eval.batch_size,
+                            max_new_tokens=cfg.eval.max_new_tokens, similarity=similarity, judge=judge,
+                            progress=cfg.eval.progress)
+
+        init_metrics, init_predictions = evaluate_test(model)
         log.info("init: test accuracy %.1f%%, format %.1f%%", init_metrics["accuracy"], init_metrics["format_rate"])
         if wandb_run is not None:
             wandb_run.log({f"init/test/{k}": v for k, v in init_metrics.items()}, step=0)
 
     set_seed(cfg.seed)
-    trainer = build_grpo_trainer(cfg, model, processor, rewards, to_trl_dataset(train_records), str(run_dir / "trainer"),
-                                 report_to="wandb" if wandb_run is not None else "none")
+    trainer = build_trainer(cfg, model, processor, rewards, train_records, str(run_dir / "trainer"),
+                            report_to="wandb" if wandb_run is not None else "none")
     trainer.train()
     if not main_process:
         return {}
 
-    metrics, predictions = evaluate(trainer.model, processor, test_records, cfg.eval.batch_size, cfg.eval.max_new_tokens)
+    metrics, predictions = evaluate_test(trainer.model)
     log.info("trained: test accuracy %.1f%% (init %.1f%%)", metrics["accuracy"], init_metrics["accuracy"])
 
     record = {f"test/{k}": v for k, v in metrics.items()}
@@ -63,6 +75,7 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict:
     record |= {f"factor/{f}": choice for f, choice in factor_choices(cfg).items()}
     record |= {f"version/{k}": v for k, v in package_versions().items()}
     record |= {"seed": cfg.seed, "checkpoint": checkpoint, "train/steps": trainer.state.global_step,
+               "train/examples": trainer.state.global_step * examples_per_step(cfg.method),
                "wall_time_s": time.time() - started}
     write_metrics(run_dir, record)
     write_predictions(run_dir, predictions)

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import os
 
-from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
+
+from medvqa_rl.judges.selection import judge_backend
 
 FACTORS = ("model_init", "reward", "length_reward", "bias", "family", "dataset", "method")
 
 
 def factor_choices(cfg: DictConfig) -> dict[str, str]:
-    """The chosen option of every config group, plus the judge back end ("none" when no reward uses one)."""
-    choices = {f: str(cfg[f].name) for f in FACTORS}
-    uses_judge = any("judge" in spec for spec in cfg.reward.functions.values())
-    choices["judge"] = get_class(cfg.judge._target_).backend if uses_judge else "none"
-    return choices
+    """The chosen option of every config group, plus the judge back end (reward and/or judge score; or "none")."""
+    return {f: str(cfg[f].name) for f in FACTORS} | {"judge": judge_backend(cfg)}
 
 
 def start_wandb(cfg: DictConfig, run_dir: str):

@@ -70,6 +70,9 @@ def test_unknown_override_is_a_hydra_error():
         (["length_reward=ecr", "length_reward.functions.ecr.target_length=0"], "length_reward.functions.ecr.target_length"),
         (["reward=semantic", "judge.on_failure=ignore"], "judge.on_failure"),
         (["reward=semantic", "judge=openai", "judge.api_key_env=MEDVQA_TEST_UNSET_KEY"], "judge.api_key_env"),
+        (["budget.examples=0"], "budget.examples"),
+        (["method=dpo", "method.max_steps=0"], "method.max_steps"),
+        (["method=sft_full", "method.trainer=ppo"], "method.trainer"),
     ],
 )
 def test_bad_values_fail_before_loading(overrides, key, tmp_path, monkeypatch):

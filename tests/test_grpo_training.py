@@ -8,7 +8,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from medvqa_rl.data.splits import load_splits, to_trl_dataset
+from medvqa_rl.data.splits import load_splits
 from medvqa_rl.evaluation import generate_greedy
 from medvqa_rl.models.loading import load_model_and_processor, resolve_checkpoint
 from medvqa_rl.rewards import answer_letter, completion_text
@@ -35,7 +35,7 @@ def _trainer(cfg, tmp_path):
     checkpoint = resolve_checkpoint(cfg.model_init, OmegaConf.to_container(cfg.tiny_model, resolve=True), cfg.cache_dir)
     model, processor = load_model_and_processor(checkpoint)
     rewards = reward_functions(cfg, processor.tokenizer)
-    return build_grpo_trainer(cfg, model, processor, rewards, to_trl_dataset(train), str(tmp_path / "trainer"),
+    return build_grpo_trainer(cfg, model, processor, rewards, train, str(tmp_path / "trainer"),
                               report_to="none")
 
 

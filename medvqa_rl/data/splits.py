@@ -21,6 +21,12 @@ def load_splits(dataset_cfg) -> tuple[list[dict], list[dict]]:
     raise ValueError(f"dataset.name={dataset_cfg.name!r} has no loader yet")
 
 
+def findings_json(record: dict) -> str:
+    """The image's ground truth as JSON where the dataset has it (synthetic), else "": for the rule judge.
+    A string keeps one column type across datasets with and without findings."""
+    return json.dumps(record["findings"]) if record.get("findings") else ""
+
+
 def to_trl_dataset(records: list[dict]) -> Dataset:
     """A conversational-prompt dataset with an ``image`` column, as TRL's GRPOTrainer expects."""
     rows = [
@@ -28,9 +34,7 @@ def to_trl_dataset(records: list[dict]) -> Dataset:
             "prompt": prompt_messages(r["question"], r["options"]),
             "image": r["image"],
             **{k: r[k] for k in REWARD_COLUMNS},
-            # The image's ground truth, where the dataset has it (synthetic), for the rule judge. JSON keeps
-            # one column type across datasets with and without it.
-            "findings": json.dumps(r["findings"]) if r.get("findings") else "",
+            "findings": findings_json(r),
         }
         for r in records
     ]

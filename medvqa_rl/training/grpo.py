@@ -6,8 +6,10 @@ import functools
 
 from hydra.utils import instantiate
 from omegaconf import DictConfig
-from peft import LoraConfig
 from trl import GRPOConfig, GRPOTrainer
+
+from medvqa_rl.data.splits import to_trl_dataset
+from medvqa_rl.training.common import common_args, lora_config
 
 
 def _reward_specs(cfg: DictConfig) -> list[tuple[DictConfig, float]]:
@@ -37,13 +39,7 @@ def grpo_config(cfg: DictConfig, output_dir: str, report_to: str) -> GRPOConfig:
     """Every GRPO arm sets loss_type, scale_rewards and beta explicitly: TRL's defaults moved across releases."""
     method, bias = cfg.method, cfg.bias
     return GRPOConfig(
-        output_dir=output_dir,
-        seed=cfg.seed,
-        max_steps=method.max_steps,
-        learning_rate=method.learning_rate,
-        warmup_steps=method.warmup_steps,
-        per_device_train_batch_size=method.per_device_train_batch_size,
-        gradient_accumulation_steps=method.gradient_accumulation_steps,
+        **common_args(cfg, output_dir, report_to),
         num_generations=method.num_generations,
         num_iterations=method.num_iterations,
         max_completion_length=method.max_completion_length,
@@ -53,28 +49,16 @@ def grpo_config(cfg: DictConfig, output_dir: str, report_to: str) -> GRPOConfig:
         loss_type=bias.loss_type,
         scale_rewards=bias.scale_rewards,
         reward_weights=reward_weights(cfg),
-        bf16=method.bf16,
-        gradient_checkpointing=method.gradient_checkpointing,
-        logging_steps=method.logging_steps,
-        save_strategy="no",
-        report_to=report_to,
-        disable_tqdm=True,
     )
 
 
-def build_grpo_trainer(cfg: DictConfig, model, processor, rewards: list, train_dataset, output_dir: str,
+def build_grpo_trainer(cfg: DictConfig, model, processor, rewards: list, train_records: list[dict], output_dir: str,
                        report_to: str) -> GRPOTrainer:
-    lora = cfg.method.lora
-    peft_config = (
-        LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.target_modules)
-        if lora.enabled
-        else None
-    )
     return GRPOTrainer(
         model=model,
         reward_funcs=rewards,
         args=grpo_config(cfg, output_dir, report_to),
-        train_dataset=train_dataset,
+        train_dataset=to_trl_dataset(train_records),
         processing_class=processor,
-        peft_config=peft_config,
+        peft_config=lora_config(cfg.method),
     )

@@ -1,0 +1,56 @@
+"""What every method's TRL config shares: budget, optimiser, precision, logging; and the optional LoRA."""
+
+from __future__ import annotations
+
+import math
+
+from accelerate import PartialState
+from omegaconf import DictConfig
+from peft import LoraConfig
+
+
+def examples_per_step(method: DictConfig) -> int:
+    """Training examples (questions) one optimiser step consumes, over all processes.
+
+    GRPO: per_device_train_batch_size counts completions, num_generations of them per question.
+    """
+    examples = method.per_device_train_batch_size * method.gradient_accumulation_steps
+    if method.trainer == "grpo":
+        examples //= method.num_generations
+    return examples * PartialState().num_processes
+
+
+def max_steps(cfg: DictConfig) -> int:
+    """method.max_steps, or, with budget.examples set, the steps that see that many training examples
+    (rounded up), so methods can be compared at a matched number of examples seen."""
+    if cfg.budget.examples is None:
+        return cfg.method.max_steps
+    return math.ceil(cfg.budget.examples / examples_per_step(cfg.method))
+
+
+def common_args(cfg: DictConfig, output_dir: str, report_to: str) -> dict:
+    """Keyword arguments of transformers' TrainingArguments that every method's TRL config takes."""
+    method = cfg.method
+    return dict(
+        output_dir=output_dir,
+        seed=cfg.seed,
+        max_steps=max_steps(cfg),
+        learning_rate=method.learning_rate,
+        warmup_steps=method.warmup_steps,
+        per_device_train_batch_size=method.per_device_train_batch_size,
+        gradient_accumulation_steps=method.gradient_accumulation_steps,
+        bf16=method.bf16,  # TRL defaults to bf16, which CPUs lack: always explicit
+        gradient_checkpointing=method.gradient_checkpointing,
+        logging_steps=method.logging_steps,
+        save_strategy="no",
+        report_to=report_to,
+        disable_tqdm=True,
+    )
+
+
+def lora_config(method: DictConfig) -> LoraConfig | None:
+    """peft's LoraConfig when method.lora.enabled, else None (full fine-tuning)."""
+    lora = method.lora
+    if not lora.enabled:
+        return None
+    return LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.target_modules)

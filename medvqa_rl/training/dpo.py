@@ -1,0 +1,37 @@
+"""The DPO baseline with TRL's DPOTrainer on the GRPO prompts.
+
+Pairs (one per training question): chosen = the reference rationale and the gold letter; rejected = the
+same rationale with the gold answer's text replaced by a wrong option's text, and that option's letter
+(see medvqa_rl.data.preferences). Both in the <think>/<answer> format.
+"""
+
+from __future__ import annotations
+
+from datasets import Dataset
+from omegaconf import DictConfig
+from trl import DPOConfig, DPOTrainer
+
+from medvqa_rl.data.preferences import rejected_completion
+from medvqa_rl.prompts import prompt_messages, reference_completion
+from medvqa_rl.training.common import common_args, lora_config
+
+
+def to_dpo_dataset(records: list[dict], seed: int) -> Dataset:
+    return Dataset.from_list([
+        {
+            "prompt": prompt_messages(r["question"], r["options"]),
+            "chosen": [{"role": "assistant", "content": reference_completion(r["rationale"], r["answer_label"])}],
+            "rejected": [{"role": "assistant", "content": rejected_completion(r, seed)}],
+            "image": r["image"],
+        }
+        for r in records
+    ])
+
+
+def build_dpo_trainer(cfg: DictConfig, model, processor, train_records: list[dict], output_dir: str,
+                      report_to: str) -> DPOTrainer:
+    args = DPOConfig(**common_args(cfg, output_dir, report_to), beta=cfg.method.beta, loss_type=["sigmoid"],
+                     max_length=None)
+    # ref_model=None: TRL uses a frozen copy of the init (or the adapter-free base under LoRA).
+    return DPOTrainer(model=model, args=args, train_dataset=to_dpo_dataset(train_records, cfg.seed),
+                      processing_class=processor, peft_config=lora_config(cfg.method))

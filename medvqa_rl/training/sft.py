@@ -1,0 +1,32 @@
+"""Supervised fine-tuning baselines (LoRA or full) with TRL's SFTTrainer on the GRPO prompts.
+
+Target: the reference rationale and answer letter in the same <think>/<answer> format that GRPO rewards,
+as the assistant turn; the loss covers the completion only (TRL's prompt-completion default).
+"""
+
+from __future__ import annotations
+
+from datasets import Dataset
+from omegaconf import DictConfig
+from trl import SFTConfig, SFTTrainer
+
+from medvqa_rl.prompts import prompt_messages, reference_completion
+from medvqa_rl.training.common import common_args, lora_config
+
+
+def to_sft_dataset(records: list[dict]) -> Dataset:
+    return Dataset.from_list([
+        {
+            "prompt": prompt_messages(r["question"], r["options"]),
+            "completion": [{"role": "assistant", "content": reference_completion(r["rationale"], r["answer_label"])}],
+            "image": r["image"],
+        }
+        for r in records
+    ])
+
+
+def build_sft_trainer(cfg: DictConfig, model, processor, train_records: list[dict], output_dir: str,
+                      report_to: str) -> SFTTrainer:
+    args = SFTConfig(**common_args(cfg, output_dir, report_to), completion_only_loss=True, max_length=None)
+    return SFTTrainer(model=model, args=args, train_dataset=to_sft_dataset(train_records), processing_class=processor,
+                      peft_config=lora_config(cfg.method))
