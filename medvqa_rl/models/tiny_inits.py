@@ -5,7 +5,9 @@ tiny instruct = tiny base + a short instruction tuning on a separate question sp
                 whose options are shuffled for a fraction of the questions: a distribution unlike the
                 test set's fixed per-type order. It answers in format and its reasoning usually names
                 the right finding, while its final letter follows that reasoning only part of the time
-                and with little confidence - the room GRPO works in.
+                and with little confidence - the room GRPO works in. A fraction of its rationales open
+                with a neutral phrase, so like a real instruct model it reasons at more than one length
+                and a length reward has within-group differences to act on.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import hashlib
 import json
 import logging
 import os
+import random
 import shutil
 from pathlib import Path
 
@@ -30,6 +33,7 @@ STAGES = ("base", "instruct")
 # Bump when the generator or the build recipe changes, so stale caches are not reused.
 RECIPE_VERSION = 1
 CAPTION_PROMPT = "<|vision_start|><|image_pad|><|vision_end|>"
+VERBOSE_OPENING = "in the image, "
 
 
 def tiny_checkpoint(stage: str, spec: dict, cache_dir: str | Path) -> Path:
@@ -54,7 +58,8 @@ def _build(spec: dict, root: Path) -> None:
     seed, image_size, arch = spec["seed"], spec["image_size"], spec["arch"]
     pre, ins = spec["pretrain"], spec["instruct"]
     captions = make_split("pretrain", pre["examples"], seed, image_size)
-    instruct = _instruct_records(ins["examples"], ins["shuffled_fraction"], seed, image_size)
+    instruct = _vary_rationale_length(_instruct_records(ins["examples"], ins["shuffled_fraction"], seed, image_size),
+                                      ins["verbose_fraction"], seed)
 
     corpus = [report_text(r["findings"]) for r in captions]
     corpus += [question_text(r["question"], r["options"]) for r in instruct]
@@ -92,6 +97,13 @@ def _instruct_records(n: int, shuffled_fraction: float, seed: int, image_size: i
     m = round(n * shuffled_fraction)
     shuffled = make_split("instruct", m, seed, image_size, option_order="shuffled") if m else []
     return shuffled + make_split("instruct", n, seed, image_size, option_order="fixed")[m:]
+
+
+def _vary_rationale_length(records: list[dict], verbose_fraction: float, seed: int) -> list[dict]:
+    """Opens a seeded verbose_fraction of the rationales with VERBOSE_OPENING (it states no finding)."""
+    rng = random.Random(f"verbose:{seed}")
+    return [{**r, "rationale": VERBOSE_OPENING + r["rationale"]} if rng.random() < verbose_fraction else r
+            for r in records]
 
 
 def _save(model, processor, target: Path) -> None:
