@@ -85,7 +85,9 @@ def main() -> None:
                                         cfg.cache_dir)
         _, processor = load_model_and_processor(checkpoint)
         path, params = build_hf_judge_checkpoint(processor.tokenizer, args.hf_layers, args.hf_hidden, directory)
-        rows.append(measure("hf", args, [f"judge.model={path}", f"judge.batch_size={args.hf_batch_size}"]))
+        # The policy's tiny tokenizer splits " Yes"/" No" into a shared leading space: use the bare words.
+        rows.append(measure("hf", args, [f"judge.model={path}", f"judge.batch_size={args.hf_batch_size}",
+                                         "judge.yes_token=Yes", "judge.no_token=No"]))
         print(f"hf judge: GPT-2 shape, {args.hf_layers} layers x {args.hf_hidden} hidden, {params / 1e6:.1f}M params")
     for r in rows:
         print(f"{r['judge']:>5}: step {r['step_s']:.3f} s, judge {r['judge_s']:.4f} s/step = {100 * r['share']:.1f}% "

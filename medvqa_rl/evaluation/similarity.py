@@ -33,10 +33,14 @@ class ReasoningSimilarity:
         scores = [0.0] * len(reasonings)
         if not present:
             return scores
-        texts = [reasonings[i] for i in present] + [references[i] for i in present]
-        embeddings = self.encoder.encode(texts, batch_size=self.batch_size, convert_to_tensor=True,
+        # Each distinct sentence is encoded once: references repeat across questions, and so do the
+        # reasonings of a model that has converged on a template.
+        distinct = list(dict.fromkeys([reasonings[i] for i in present] + [references[i] for i in present]))
+        embeddings = self.encoder.encode(distinct, batch_size=self.batch_size, convert_to_tensor=True,
                                          normalize_embeddings=True, show_progress_bar=False)
-        ours, theirs = embeddings[: len(present)], embeddings[len(present):]
+        row = {text: k for k, text in enumerate(distinct)}
+        ours = embeddings[[row[reasonings[i]] for i in present]]
+        theirs = embeddings[[row[references[i]] for i in present]]
         for i, value in zip(present, torch.sum(ours * theirs, dim=-1).tolist()):
             scores[i] = value
         return scores

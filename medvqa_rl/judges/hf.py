@@ -54,7 +54,8 @@ class HFJudge(Judge):
         for batch in self._batches(items):
             # Positions counted from each row's first real token, so left padding changes nothing.
             position_ids = (batch["attention_mask"].cumsum(-1) - 1).clamp(min=0)
-            logits = self.model(**batch, position_ids=position_ids).logits[:, -1].float()
+            # logits_to_keep=1: only the last position's logits (a 7B judge's full logits are seq x 32k floats).
+            logits = self.model(**batch, position_ids=position_ids, logits_to_keep=1).logits[:, -1].float()
             margins.append(logits[:, self.yes_id] - logits[:, self.no_id])
         return torch.cat(margins).cpu()
 
