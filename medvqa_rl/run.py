@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from pathlib import Path
 
 from accelerate import PartialState
@@ -37,7 +38,8 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     set_seed(cfg.seed)
 
-    train_records, test_records = load_splits(cfg.dataset)
+    skipped = Counter()
+    train_records, test_records = load_splits(cfg.dataset, skipped)
     checkpoint = resolve_checkpoint(cfg.model_init, OmegaConf.to_container(cfg.tiny_model, resolve=True), cfg.cache_dir)
     model, processor = load_model_and_processor(checkpoint)
     # Rewards and judge before the init eval: a judge that cannot start should fail the run early.
@@ -74,6 +76,7 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict:
     record |= {f"init/test/{k}": v for k, v in init_metrics.items()}
     record |= {f"factor/{f}": choice for f, choice in factor_choices(cfg).items()}
     record |= {f"version/{k}": v for k, v in package_versions().items()}
+    record |= {f"data/skipped/{key}": n for key, n in sorted(skipped.items())}
     record |= {"seed": cfg.seed, "checkpoint": checkpoint, "train/steps": trainer.state.global_step,
                "train/examples": trainer.state.global_step * examples_per_step(cfg.method),
                "wall_time_s": time.time() - started}

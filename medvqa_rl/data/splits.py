@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 from datasets import Dataset
 
+from medvqa_rl.data import pmc_vqa
 from medvqa_rl.data.synthetic import make_split
 from medvqa_rl.prompts import prompt_messages
 
@@ -13,11 +15,17 @@ from medvqa_rl.prompts import prompt_messages
 REWARD_COLUMNS = ("id", "question", "answer_label", "answer_text", "options", "question_type", "rationale")
 
 
-def load_splits(dataset_cfg) -> tuple[list[dict], list[dict]]:
-    """(train, test) records in the shared schema (id, image, question, options, answer_label, ...)."""
+def load_splits(dataset_cfg, skipped: Counter | None = None) -> tuple[list[dict], list[dict]]:
+    """(train, test) records in the shared schema (id, image, question, options, answer_label, ...).
+
+    Real datasets are validated first (medvqa_rl.data.validation); with dataset.on_bad_row=skip the
+    skipped rows are counted into `skipped` as "<split>/<reason>".
+    """
     if dataset_cfg.name == "synthetic":
         common = dict(seed=dataset_cfg.seed, image_size=dataset_cfg.image_size, option_order=dataset_cfg.option_order)
         return make_split("train", dataset_cfg.train_size, **common), make_split("test", dataset_cfg.test_size, **common)
+    if dataset_cfg.name == "pmc_vqa":
+        return pmc_vqa.load_splits(dataset_cfg, skipped)
     raise ValueError(f"dataset.name={dataset_cfg.name!r} has no loader yet")
 
 

@@ -18,7 +18,8 @@ def evaluate(model, processor, records: list[dict], *, batch_size: int, max_new_
 
     Keys: accuracy, format_rate, judge_score (percent 0-100), accuracy/<question_type> (percent),
     completion_tokens (mean tokens), perplexity (of the reference turn), similarity (mean cosine in
-    [-1, 1]). similarity / judge_score are left out when no similarity model / judge is given.
+    [-1, 1]). similarity / judge_score are left out when no similarity model / judge is given, and
+    similarity also when the dataset has no reference rationales (PMC-VQA).
     """
     completions = generate_greedy(model, processor, records, batch_size, max_new_tokens, progress)
     predictions = []
@@ -37,7 +38,7 @@ def evaluate(model, processor, records: list[dict], *, batch_size: int, max_new_
             "well_formed": is_well_formed(text),
             "completion_tokens": n_tokens,
         })
-    if similarity is not None:
+    if similarity is not None and any(r["rationale"] for r in records):  # no reference rationale, no similarity
         scores = similarity([p["reasoning"] for p in predictions], [r["rationale"] for r in records])
         for row, score in zip(predictions, scores, strict=True):
             row["similarity"] = score

@@ -1,0 +1,179 @@
+"""PMC-VQA in its official layout, written under tmp_path: loading (images folder and images.zip),
+prefix stripping, the seeded subset, validation of every bad-input case in both modes, and a 1-step
+GRPO run through the CLI's run()."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from medvqa_rl.data.splits import load_splits
+from medvqa_rl.data.validation import BadRowsError
+from medvqa_rl.run import run
+
+from .conftest import SMALL_RUN, SMALL_TINY, compose_config
+
+MISSING = "PMC_nowhere.jpg"  # a Figure_path whose image is never written
+QUESTIONS = [
+    ("What imaging modality is shown?", ["CT", "MRI", "X-ray", "Ultrasound"], "B"),
+    ("Where is the lesion?", ["left lung", "right lung", "liver", "spleen"], "A"),
+    ("How many nodules are seen?", ["one", "two", "three", "four"], "C"),
+    ("What is the size of the mass?", ["small", "medium", "large", "none"], "D"),
+]
+
+
+def _row(i: int) -> dict:
+    question, options, label = QUESTIONS[i % len(QUESTIONS)]
+    answer = options["ABCD".index(label)]
+    return {"Figure_path": f"PMC{i:04d}_Fig1.jpg", "Question": f"{question} (case {i})", "Answer": answer,
+            **{f"Choice {l}": f" {l}:{o}" for l, o in zip("ABCD", options)}, "Answer_label": label}
+
+
+def _image(path_or_buffer, seed: int, size=(64, 64)) -> None:
+    pixels = np.random.default_rng(seed).integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path_or_buffer, format="JPEG")
+
+
+def write_pmc_vqa(root: Path, n_train=12, n_test=8, as_zip=False, edit=None) -> Path:
+    """The official layout: train.csv / test.csv / test_clean.csv and images/ (or images.zip)."""
+    root.mkdir(parents=True, exist_ok=True)
+    rows = {"train.csv": [_row(i) for i in range(n_train)], "test.csv": [_row(100 + i) for i in range(n_test)]}
+    rows["test_clean.csv"] = rows["test.csv"][:4]
+    if edit:
+        edit(rows)
+    paths = {r["Figure_path"] for split in rows.values() for r in split} - {MISSING}
+    if as_zip:
+        with zipfile.ZipFile(root / "images.zip", "w") as archive:
+            for k, name in enumerate(sorted(paths)):
+                with archive.open(f"images/{name}", "w") as handle:
+                    _image(handle, k, size=(80, 48) if k % 3 == 0 else (64, 64))
+    else:
+        (root / "images").mkdir(exist_ok=True)
+        for k, name in enumerate(sorted(paths)):
+            _image(root / "images" / name, k, size=(80, 48) if k % 3 == 0 else (64, 64))
+    for file_name, split in rows.items():
+        pd.DataFrame(split).to_csv(root / file_name, index=False)
+    return root
+
+
+def _cfg(root: Path, *overrides: str):
+    return compose_config(["dataset=pmc_vqa", f"dataset.path={root}", "dataset.train_size=100",
+                           "dataset.test_size=100", *overrides])
+
+
+@pytest.mark.parametrize("as_zip", [False, True])
+def test_loads_the_official_layout(tmp_path, as_zip):
+    root = write_pmc_vqa(tmp_path / "pmc", as_zip=as_zip)
+    train, test = load_splits(_cfg(root).dataset)
+    assert (len(train), len(test)) == (12, 8)
+    first = train[0]
+    assert first["options"] == ["CT", "MRI", "X-ray", "Ultrasound"]  # " A:CT" -> "CT"
+    assert first["answer_label"] == "B" and first["answer_text"] == "MRI"
+    assert first["question"].startswith("What imaging modality") and first["rationale"] == ""
+    assert first["image"].mode == "RGB" and first["image"].size == (80, 48)
+    assert {r["id"] for r in train}.isdisjoint({r["id"] for r in test})
+    clean_train, clean_test = load_splits(_cfg(root, "dataset.test_file=test_clean.csv").dataset)
+    assert len(clean_test) == 4
+
+
+def test_seeded_subset(tmp_path):
+    root = write_pmc_vqa(tmp_path / "pmc", n_train=30)
+    pick = lambda seed: [r["id"] for r in load_splits(_cfg(root, "dataset.train_size=10", f"seed={seed}").dataset)[0]]
+    assert len(pick(0)) == 10 and pick(0) == pick(0) and set(pick(0)) != set(pick(1))
+
+
+def _missing_file(rows):
+    rows["train.csv"][3]["Figure_path"] = MISSING
+
+
+def _empty_question(rows):
+    rows["train.csv"][3]["Question"] = "   "
+
+
+def _label_not_in_options(rows):
+    rows["train.csv"][3]["Answer_label"] = "E"
+
+
+def _label_disagrees(rows):
+    rows["train.csv"][3]["Answer"] = "something else"
+
+
+def _duplicate(rows):
+    rows["train.csv"][3] = dict(rows["train.csv"][2])
+
+
+BAD_CASES = {
+    "missing_image": _missing_file,
+    "empty_question": _empty_question,
+    "label_not_in_options": _label_not_in_options,
+    "label_disagrees_with_answer": _label_disagrees,
+    "duplicate_id": _duplicate,
+}
+
+
+def _corrupt(root: Path) -> None:
+    (root / "images" / "PMC0003_Fig1.jpg").write_bytes(b"not a jpeg at all")
+
+
+@pytest.mark.parametrize("reason", [*BAD_CASES, "corrupt_image"])
+def test_bad_rows_error_names_file_and_line(tmp_path, reason):
+    root = write_pmc_vqa(tmp_path / "pmc", edit=BAD_CASES.get(reason))
+    if reason == "corrupt_image":
+        _corrupt(root)
+    with pytest.raises(BadRowsError, match=rf"train\.csv:5: {reason}"):  # row 3 of the data = line 5
+        load_splits(_cfg(root).dataset)
+
+
+@pytest.mark.parametrize("reason", [*BAD_CASES, "corrupt_image"])
+def test_bad_rows_skip_mode_counts_them(tmp_path, reason):
+    from collections import Counter
+
+    root = write_pmc_vqa(tmp_path / "pmc", edit=BAD_CASES.get(reason))
+    if reason == "corrupt_image":
+        _corrupt(root)
+    skipped = Counter()
+    train, test = load_splits(_cfg(root, "dataset.on_bad_row=skip").dataset, skipped)
+    assert len(train) == 11 and len(test) == 8
+    assert skipped == {f"train/{reason}": 1}
+
+
+def test_unknown_on_bad_row_is_a_config_error(tmp_path):
+    from medvqa_rl.config_checks import ConfigError, check_config
+
+    with pytest.raises(ConfigError, match=r"dataset\.on_bad_row"):
+        check_config(_cfg(tmp_path, "dataset.on_bad_row=ignore"))
+
+
+def test_one_grpo_step_on_the_pmc_vqa_layout(tiny_cache, tmp_path):
+    root = write_pmc_vqa(tmp_path / "pmc", n_train=16, n_test=6,
+                         edit=lambda rows: rows["test.csv"][1].update(Question=""))
+    cfg = compose_config(SMALL_TINY + SMALL_RUN + [
+        f"cache_dir={tiny_cache}", "dataset=pmc_vqa", f"dataset.path={root}", "dataset.train_size=16",
+        "dataset.test_size=6", "dataset.on_bad_row=skip", "method.max_steps=1"])
+    record = run(cfg, tmp_path / "run")
+    assert record["train/steps"] == 1 and record["factor/dataset"] == "pmc_vqa"
+    assert record["data/skipped/test/empty_question"] == 1
+    assert 0.0 <= record["test/accuracy"] <= 100.0 and "test/perplexity" in record
+    assert "test/similarity" not in record  # PMC-VQA has no reference rationale
+    assert record["factor/judge"] == "none"  # the rule judge needs ground-truth findings
+
+
+def test_hub_id_resolves_through_the_hub_cache_at_the_pinned_revision(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    root = write_pmc_vqa(tmp_path / "snapshot")
+    calls = []
+
+    def fake_snapshot_download(**kwargs):
+        calls.append(kwargs)
+        return str(root)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
+    train, _ = load_splits(_cfg("xmcmic/PMC-VQA", "dataset.revision=abc123").dataset)
+    assert calls == [{"repo_id": "xmcmic/PMC-VQA", "repo_type": "dataset", "revision": "abc123"}]
+    assert len(train) == 12
