@@ -10,12 +10,11 @@ from __future__ import annotations
 import argparse
 
 import torch
-from trl.data_utils import prepare_multimodal_messages
 
 from medvqa_rl.data.synthetic import make_split
 from medvqa_rl.evaluation import generate_greedy
 from medvqa_rl.models.loading import load_model_and_processor
-from medvqa_rl.prompts import LETTERS, prompt_messages
+from medvqa_rl.prompts import LETTERS, prompt_conversation
 from medvqa_rl.rewards import answer_letter, is_well_formed, reasoning_text
 
 
@@ -55,7 +54,7 @@ def main() -> None:
         print("  ", repr(t))
     hits, any_hit = 0, 0
     for record in records[:100]:
-        conversation = prepare_multimodal_messages(prompt_messages(record["question"], record["options"]), [record["image"]])
+        conversation = prompt_conversation(record["question"], record["options"], record["image"])
         inputs = processor.apply_chat_template([conversation], tokenize=True, add_generation_prompt=True, return_dict=True, return_tensors="pt")
         with torch.no_grad():
             out = model.generate(**inputs, do_sample=True, temperature=args.temperature, max_new_tokens=24, num_return_sequences=args.k)

@@ -25,10 +25,15 @@ def reference_completion(rationale: str, answer_label: str) -> str:
     return f"<think>{rationale}</think><answer>{answer_label}</answer>"
 
 
+def prompt_conversation(question: str, options: list[str], image) -> list[dict]:
+    """The user turn as TRL prepares it for a vision-language model (image block first)."""
+    return prepare_multimodal_messages(prompt_messages(question, options), [image])
+
+
 def chat_prompt(processor, question: str, options: list[str], image) -> str:
     """The prompt text exactly as TRL renders it (image block first, then the generation prompt)."""
-    messages = prepare_multimodal_messages(prompt_messages(question, options), [image])
-    return processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return processor.apply_chat_template(prompt_conversation(question, options, image), tokenize=False,
+                                         add_generation_prompt=True)
 
 
 def assistant_turn(processor, completion: str) -> str:

@@ -16,6 +16,8 @@ from typing import Callable
 
 from PIL import Image
 
+from medvqa_rl.prompts import LETTERS
+
 log = logging.getLogger(__name__)
 
 ON_BAD_ROW = ("error", "skip")
@@ -48,7 +50,7 @@ def row_problem(record: dict, seen_ids: set[str]) -> tuple[str, str] | None:
     """(reason, detail) of the first problem with a record's text fields, or None."""
     if not str(record["question"]).strip():
         return "empty_question", "the question is empty"
-    letters = "ABCD"[: len(record["options"])]
+    letters = LETTERS[: len(record["options"])]
     if record["answer_label"] not in letters:
         return "label_not_in_options", f"label {record['answer_label']!r} is not one of the options {list(letters)}"
     gold = record["options"][letters.index(record["answer_label"])]

@@ -9,7 +9,7 @@ from medvqa_rl.data.splits import findings_json
 from medvqa_rl.evaluation.generation import generate_greedy
 from medvqa_rl.evaluation.perplexity import reference_perplexity
 from medvqa_rl.rewards import answer_letter, is_well_formed, reasoning_text
-from medvqa_rl.rewards.semantic import judge_items
+from medvqa_rl.rewards.semantic import judge_items, judged_scores
 
 
 def evaluate(model, processor, records: list[dict], *, batch_size: int, max_new_tokens: int, similarity=None,
@@ -55,8 +55,7 @@ def judge_verdicts(judge, predictions: list[dict], records: list[dict]) -> list[
     findings = [findings_json(r) for r in records]
     items = judge_items([p["completion"] for p in predictions], [r["question"] for r in records],
                         [r["answer_text"] for r in records], findings)
-    verdicts = iter(judge([item for item in items if item is not None]))
-    return [next(verdicts) if item is not None else 0.0 for item in items]
+    return judged_scores(judge, items)
 
 
 def summarize(predictions: list[dict]) -> dict:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import torch
 from tqdm.auto import tqdm
-from trl.data_utils import prepare_multimodal_messages
-
-from medvqa_rl.prompts import prompt_messages
+from medvqa_rl.prompts import prompt_conversation
 
 
 def generate_greedy(model, processor, records: list[dict], batch_size: int, max_new_tokens: int,
@@ -17,9 +15,7 @@ def generate_greedy(model, processor, records: list[dict], batch_size: int, max_
     model.eval()
     for start in tqdm(range(0, len(records), batch_size), desc="generate", unit="batch", disable=not progress):
         batch = records[start : start + batch_size]
-        conversations = [
-            prepare_multimodal_messages(prompt_messages(r["question"], r["options"]), [r["image"]]) for r in batch
-        ]
+        conversations = [prompt_conversation(r["question"], r["options"], r["image"]) for r in batch]
         inputs = processor.apply_chat_template(
             conversations,
             tokenize=True,

@@ -19,6 +19,12 @@ def judge_items(completions: list[Any], question: list[str], answer_text: list[s
     return items
 
 
+def judged_scores(judge: Judge, items: list[JudgeItem | None]) -> list[float]:
+    """The judge's verdict per item, asked in one batch; 0.0 where there is no reasoning (None)."""
+    verdicts = iter(judge([item for item in items if item is not None]))
+    return [next(verdicts) if item is not None else 0.0 for item in items]
+
+
 class SemanticAlignmentReward:
     """TRL reward: the judge's verdict (1.0 consistent, 0.0 not) on the completion's reasoning.
 
@@ -37,8 +43,7 @@ class SemanticAlignmentReward:
                  **kwargs: Any) -> list[float]:
         items = judge_items(completions, question, answer_text, findings)
         failures, requests = self.judge.failures, self.judge.requests
-        verdicts = iter(self.judge([item for item in items if item is not None]))
-        rewards = [next(verdicts) if item is not None else 0.0 for item in items]
+        rewards = judged_scores(self.judge, items)
         if log_metric is not None:
             log_metric("judge/failures", float(self.judge.failures - failures))
             log_metric("judge/requests", float(self.judge.requests - requests))
