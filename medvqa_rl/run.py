@@ -16,8 +16,9 @@ from medvqa_rl.data.splits import load_splits
 from medvqa_rl.evaluation import ReasoningSimilarity, evaluate
 from medvqa_rl.judges.selection import evaluation_judge
 from medvqa_rl.models.loading import load_model_and_processor, resolve_checkpoint
-from medvqa_rl.run_record import package_versions, write_metrics, write_predictions
-from medvqa_rl.tracking import factor_choices, finish_wandb, start_wandb
+from medvqa_rl.resumable import config_fingerprint
+from medvqa_rl.run_record import package_versions, write_history, write_jsonl, write_metrics, write_resolved_config
+from medvqa_rl.tracking import factor_choices, finish_wandb, predictions_table, start_wandb
 from medvqa_rl.training import build_trainer
 from medvqa_rl.training.common import examples_per_step
 from medvqa_rl.training.grpo import reward_functions
@@ -79,9 +80,12 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict:
     record |= {f"data/skipped/{key}": n for key, n in sorted(skipped.items())}
     record |= {"seed": cfg.seed, "checkpoint": checkpoint, "train/steps": trainer.state.global_step,
                "train/examples": trainer.state.global_step * examples_per_step(cfg.method),
-               "wall_time_s": time.time() - started}
-    write_metrics(run_dir, record)
-    write_predictions(run_dir, predictions)
-    write_predictions(run_dir, init_predictions, name="init_predictions.jsonl")
-    finish_wandb(wandb_run, record)
+               "config_fingerprint": config_fingerprint(cfg), "wall_time_s": time.time() - started}
+    write_jsonl(run_dir, predictions, "predictions.jsonl")
+    write_jsonl(run_dir, init_predictions, "init_predictions.jsonl")
+    write_history(run_dir, trainer.state.log_history)
+    write_resolved_config(run_dir, cfg)
+    write_metrics(run_dir, record)  # last: its presence marks the run finished (medvqa_rl/resumable.py)
+    if wandb_run is not None:
+        finish_wandb(wandb_run, record, predictions_table(predictions, test_records, rewards, cfg.wandb.table_rows))
     return record

@@ -1,11 +1,15 @@
-"""The run's local record: metrics.json (flat keys) and predictions.jsonl in the run directory."""
+"""The run's local record in its directory: metrics.json (flat keys), predictions.jsonl, history.jsonl
+(the trainer's per-step logs) and resolved_config.yaml."""
 
 from __future__ import annotations
 
 import json
+import os
 import platform
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
 
 PACKAGES = ("medvqa_rl", "torch", "transformers", "trl", "peft", "datasets", "hydra-core", "wandb")
 
@@ -21,14 +25,29 @@ def package_versions() -> dict[str, str]:
 
 
 def write_metrics(run_dir: Path, metrics: dict) -> Path:
+    """Written whole or not at all (a temporary file renamed): a run killed here leaves no half record."""
     path = Path(run_dir) / "metrics.json"
-    path.write_text(json.dumps(metrics, indent=2, sort_keys=True))
+    partial = path.with_suffix(".json.partial")
+    partial.write_text(json.dumps(metrics, indent=2, sort_keys=True))
+    os.replace(partial, path)
     return path
 
 
-def write_predictions(run_dir: Path, predictions: list[dict], name: str = "predictions.jsonl") -> Path:
+def write_jsonl(run_dir: Path, rows: list[dict], name: str) -> Path:
     path = Path(run_dir) / name
     with path.open("w") as f:
-        for row in predictions:
+        for row in rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return path
+
+
+def write_history(run_dir: Path, log_history: list[dict]) -> Path:
+    """The trainer's logged steps (reward, completion length, loss, ...), one JSON object a line."""
+    return write_jsonl(run_dir, log_history, "history.jsonl")
+
+
+def write_resolved_config(run_dir: Path, cfg: DictConfig) -> Path:
+    """The resolved config beside the metrics: it travels with them if a rerun sets the record aside."""
+    path = Path(run_dir) / "resolved_config.yaml"
+    OmegaConf.save(cfg, path, resolve=True)
     return path

@@ -1,4 +1,8 @@
-"""W&B mirror of the run record. Optional: the local record never depends on it."""
+"""W&B mirror of the run record. Optional: the local record never depends on it.
+
+Dashboard conventions: group = the sweep, job_type = the method, every factor a top-level config key
+(`factor/<group>`) and a tag (`<group>=<choice>`); TRL logs the per-step training metrics; the
+summary holds the final metrics; `test/predictions` is a Table of sample predictions."""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import os
 
 from omegaconf import DictConfig, OmegaConf
 
+from medvqa_rl.data.splits import reward_columns
 from medvqa_rl.judges.selection import judge_backend
 
 FACTORS = ("model_init", "reward", "length_reward", "bias", "family", "dataset", "method")
@@ -39,8 +44,36 @@ def start_wandb(cfg: DictConfig, run_dir: str):
     )
 
 
-def finish_wandb(run, metrics: dict) -> None:
-    if run is None:
-        return
+def reward_values(rewards: list, predictions: list[dict], records: list[dict]) -> dict[str, list[float]]:
+    """Each GRPO reward function's value for each greedy test completion, called as TRL calls it."""
+    if not rewards:
+        return {}
+    completions = [[{"role": "assistant", "content": p["completion"]}] for p in predictions]
+    columns = [reward_columns(r) for r in records]
+    kwargs = {key: [c[key] for c in columns] for key in columns[0]}
+    return {fn.__name__: list(fn(completions=completions, **kwargs)) for fn in rewards}
+
+
+def predictions_table(predictions: list[dict], records: list[dict], rewards: list, rows: int):
+    """A W&B Table of the first `rows` test predictions: image, question, completion, rewards, correct."""
+    import wandb
+
+    predictions, records = predictions[:rows], records[:rows]
+    rewards_by_name = reward_values(rewards, predictions, records)
+    columns = ["id", "image", "question", "options", "answer", "completion", "parsed_answer", "correct",
+               *(f"reward/{name}" for name in rewards_by_name), "judge_verdict", "similarity"]
+    table = wandb.Table(columns=columns)
+    for i, (p, r) in enumerate(zip(predictions, records, strict=True)):
+        table.add_data(p["id"], wandb.Image(r["image"]), p["question"], " | ".join(p["options"]), p["answer_label"],
+                       p["completion"], p["parsed_answer"], p["correct"],
+                       *(values[i] for values in rewards_by_name.values()),
+                       p.get("judge_verdict"), p.get("similarity"))
+    return table
+
+
+def finish_wandb(run, metrics: dict, predictions=None) -> None:
+    """Final metrics into the summary (the dashboard's columns), the predictions Table, then finish."""
     run.summary.update(metrics)
+    if predictions is not None:
+        run.log({"test/predictions": predictions})
     run.finish()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -28,6 +31,18 @@ SMALL_RUN = [
     "method.logging_steps=1",
     "wandb.mode=disabled",
 ]
+
+
+# The smallest budget that still runs every stage of a run: 1 GRPO step of 2 prompts x 4 generations.
+ONE_STEP_RUN = ["dataset.train_size=8", "dataset.test_size=4", "method.max_steps=1",
+                "method.per_device_train_batch_size=8", "method.num_generations=4", "method.max_completion_length=8",
+                "wandb.mode=disabled"]
+
+
+def cli(args: list[str], cwd: Path, env: dict | None = None, module: str = "medvqa_rl") -> subprocess.CompletedProcess:
+    """`python -m <module> args` in cwd, as a user runs it."""
+    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, cwd=cwd,
+                          env={**os.environ, "WANDB_SILENT": "true", **(env or {})})
 
 
 def compose_config(overrides: list[str] | None = None) -> DictConfig:

@@ -5,10 +5,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
@@ -17,7 +13,7 @@ from medvqa_rl.data.splits import load_splits
 from medvqa_rl.models.loading import load_model_and_processor, resolve_checkpoint
 from medvqa_rl.training.grpo import build_grpo_trainer, reward_functions
 
-from .conftest import SMALL_RUN, SMALL_TINY, compose_config
+from .conftest import ONE_STEP_RUN, SMALL_RUN, SMALL_TINY, cli, compose_config
 from .test_judges import FakeChatServer
 
 
@@ -35,11 +31,6 @@ def test_bias_reaches_the_trainer(bias, loss_type, scale_rewards, small_cfg, tmp
     assert trainer.reward_weights.tolist() == [1.0, 0.5, 0.5, 0.5]
 
 
-def _cli(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "medvqa_rl", *args], capture_output=True, text=True, cwd=cwd,
-                          env={**os.environ, "WANDB_SILENT": "true", **(env or {})})
-
-
 def test_semantic_run_with_an_http_judge_never_writes_the_key(tiny_cache, tmp_path, monkeypatch):
     for proxy in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
         monkeypatch.delenv(proxy, raising=False)
@@ -50,7 +41,7 @@ def test_semantic_run_with_an_http_judge_never_writes_the_key(tiny_cache, tmp_pa
         overrides = [o for o in SMALL_RUN if not o.startswith("wandb.")] + SMALL_TINY + [
             "reward=semantic", "judge=openai", f"judge.base_url={server.url}", "judge.api_key_env=MEDVQA_JUDGE_KEY",
             "wandb.mode=offline", f"cache_dir={tiny_cache}", f"hydra.run.dir={run_dir}"]
-        result = _cli(overrides, tmp_path, env={"MEDVQA_JUDGE_KEY": secret})
+        result = cli(overrides, tmp_path, env={"MEDVQA_JUDGE_KEY": secret})
     finally:
         server.close()
     assert result.returncode == 0, result.stderr[-3000:]
@@ -69,15 +60,11 @@ GRID = {
     "length_reward": ["none", "ecr", "cwr"],
     "bias": ["grpo", "dr_grpo"],
 }
-# The smallest budget that still runs every stage of a run: 1 GRPO step of 2 prompts x 4 generations.
-GRID_BUDGET = ["dataset.train_size=8", "dataset.test_size=4", "method.max_steps=1",
-               "method.per_device_train_batch_size=8", "method.num_generations=4", "method.max_completion_length=8",
-               "wandb.mode=disabled"]
 
 
 def test_full_factor_grid_runs_all_24_combinations(tiny_cache, tmp_path):
     sweep_dir = tmp_path / "grid"
-    result = _cli(["-m", *(f"{g}={','.join(options)}" for g, options in GRID.items()), *SMALL_TINY, *GRID_BUDGET,
+    result = cli(["-m", *(f"{g}={','.join(options)}" for g, options in GRID.items()), *SMALL_TINY, *ONE_STEP_RUN,
                    f"cache_dir={tiny_cache}", f"hydra.sweep.dir={sweep_dir}"], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     run_dirs = [p.parent for p in sweep_dir.glob("*/metrics.json")]

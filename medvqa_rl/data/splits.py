@@ -41,9 +41,13 @@ def to_trl_dataset(records: list[dict]) -> Dataset:
         {
             "prompt": prompt_messages(r["question"], r["options"]),
             "image": r["image"],
-            **{k: r[k] for k in REWARD_COLUMNS},
-            "findings": findings_json(r),
+            **reward_columns(r),
         }
         for r in records
     ]
     return Dataset.from_list(rows)
+
+
+def reward_columns(record: dict) -> dict:
+    """The dataset columns TRL passes to the reward functions as keyword arguments."""
+    return {**{k: record[k] for k in REWARD_COLUMNS}, "findings": findings_json(record)}

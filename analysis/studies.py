@@ -1,0 +1,43 @@
+"""The paper's studies: which runs each table reads and which factors make its rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+GRPO_FACTORS = ("model_init", "reward", "length_reward", "bias")
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str  # the sweep (sweeps/<name>.yaml) whose runs it reads; also the output file stem
+    title: str
+    rows: tuple[str, ...]  # factors whose levels make the table's rows
+    method: str | None = "grpo"  # only runs of this method (None: every method)
+
+
+STUDIES = (
+    Study("init", "Initialisation (base vs instruct)", ("model_init",)),
+    Study("semantic", "Medical semantic alignment reward", ("reward",)),
+    Study("length", "Length rewards", ("length_reward",)),
+    Study("bias", "GRPO vs Dr.GRPO", ("bias",)),
+    Study("methods", "GRPO vs SFT and DPO", ("method",), method=None),
+    Study("factorial", "Full factorial", GRPO_FACTORS),
+)
+
+
+def study_runs(runs: pd.DataFrame, study: Study) -> pd.DataFrame:
+    """The study's own sweep's runs; where no run names a sweep (ad-hoc multiruns), every run of the
+    study's method, so that each row is the mean over the runs at that level (the other factors and
+    seeds pooled). Empty when the runs cannot fill the study (its sweep absent, or one level only).
+    """
+    if (runs["sweep"] == study.name).any():
+        chosen = runs[runs["sweep"] == study.name]
+    elif runs["sweep"].isna().all():
+        chosen = runs if study.method is None else runs[runs["method"] == study.method]
+        if all(chosen[f].nunique() < 2 for f in study.rows):
+            return chosen.iloc[0:0]
+    else:
+        return runs.iloc[0:0]
+    return chosen

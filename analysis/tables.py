@@ -1,0 +1,73 @@
+"""A study's table: rows = factor levels, columns = mean and 95% confidence interval over runs (seeds);
+written as Markdown, LaTeX (booktabs) and CSV."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+# (column in the run frame, column title); rates in percent, length in tokens.
+METRICS = (
+    ("test/accuracy", "Accuracy (%)"),
+    ("test/perplexity", "Perplexity"),
+    ("test/similarity", "Similarity"),
+    ("test/judge_score", "Judge score (%)"),
+    ("test/completion_tokens", "Length (tokens)"),
+)
+
+
+def ci95(values: pd.Series) -> float:
+    """Half-width of the 95% t-interval of the mean; NaN for fewer than two values."""
+    values = values.dropna()
+    if len(values) < 2:
+        return float("nan")
+    return float(stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values)))
+
+
+def summarize(runs: pd.DataFrame, rows: tuple[str, ...]) -> pd.DataFrame:
+    """One row per combination of the `rows` factors: n, then <metric>_mean and <metric>_ci95 per metric."""
+    records = []
+    for levels, group in runs.groupby(list(rows), sort=True, dropna=False):
+        levels = levels if isinstance(levels, tuple) else (levels,)
+        record = dict(zip(rows, levels)) | {"n": len(group), "seeds": ",".join(map(str, sorted(group["seed"])))}
+        for column, _ in METRICS:
+            values = group[column] if column in group else pd.Series(dtype=float)
+            record[f"{column}_mean"] = values.mean() if values.notna().any() else float("nan")
+            record[f"{column}_ci95"] = ci95(values)
+        records.append(record)
+    return pd.DataFrame(records)
+
+
+def _cell(mean: float, ci: float, plus_minus: str) -> str:
+    if np.isnan(mean):
+        return "-"
+    return f"{mean:.2f}" if np.isnan(ci) else f"{mean:.2f} {plus_minus} {ci:.2f}"
+
+
+def _display(summary: pd.DataFrame, rows: tuple[str, ...], plus_minus: str, escape=lambda s: s) -> pd.DataFrame:
+    shown = {escape(f): summary[f].map(lambda v: escape(str(v))) for f in rows}
+    shown["n"] = summary["n"]
+    for column, title in METRICS:
+        shown[escape(title)] = [_cell(m, c, plus_minus) for m, c in
+                                zip(summary[f"{column}_mean"], summary[f"{column}_ci95"], strict=True)]
+    return pd.DataFrame(shown)
+
+
+def _latex_escape(text: str) -> str:
+    return text.replace("\\", r"\textbackslash{}").replace("_", r"\_").replace("%", r"\%").replace("&", r"\&")
+
+
+def write_table(summary: pd.DataFrame, rows: tuple[str, ...], title: str, out_stem: Path) -> list[Path]:
+    """<stem>.csv (numbers), <stem>.md and <stem>.tex (mean ± 95% CI); returns the paths."""
+    out_stem.parent.mkdir(parents=True, exist_ok=True)
+    csv, md, tex = (out_stem.with_suffix(s) for s in (".csv", ".md", ".tex"))
+    summary.to_csv(csv, index=False)
+    shown = _display(summary, rows, "±")
+    md.write_text(f"### {title}\n\nmean ± 95% CI over runs (n per row)\n\n{shown.to_markdown(index=False, disable_numparse=True)}\n")
+    latex = _display(summary, rows, r"$\pm$", _latex_escape)
+    body = latex.style.hide(axis="index").to_latex(hrules=True, column_format="l" * len(rows) + "r" * (len(latex.columns) - len(rows)))
+    tex.write_text(f"% {title}: mean $\\pm$ 95% CI over runs\n{body}")
+    return [csv, md, tex]

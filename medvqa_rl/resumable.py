@@ -1,0 +1,127 @@
+"""Runs that a sweep can resume: skip a grid point already finished with the same resolved config, keep
+(never delete) the records a rerun replaces, and leave a failure record when a run raises.
+
+A named sweep gives every grid point a stable folder (sweeps/_common.yaml), so rerunning the same
+command meets each earlier attempt there:
+- metrics.json with the same config fingerprint: finished, skipped (its metrics are returned);
+- metrics.json of another config (the defaults changed since), failure.json, or a record cut off
+  mid-run: moved into previous/<time>/ and the point is run again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import time
+import traceback
+from pathlib import Path
+
+from accelerate import PartialState
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+# Where a run's results go or how they are shown, not what they are: left out of the fingerprint.
+PRESENTATION_KEYS = ("wandb", "cache_dir", "sweep", "eval.progress")
+# Everything a run writes into its folder besides Hydra's .hydra/ (rewritten by every attempt).
+RECORD_FILES = ("metrics.json", "predictions.jsonl", "init_predictions.jsonl", "history.jsonl", "resolved_config.yaml",
+                "failure.json")
+FAILURE_FILE = "failure.json"
+
+
+def config_fingerprint(cfg: DictConfig) -> str:
+    """A hash of the resolved config without PRESENTATION_KEYS: equal fingerprints compute the same run."""
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    for dotted in PRESENTATION_KEYS:
+        *parents, leaf = dotted.split(".")
+        node = resolved
+        for key in parents:
+            node = node.get(key, {})
+        node.pop(leaf, None)
+    return hashlib.sha256(json.dumps(resolved, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def finished_metrics(run_dir: Path, fingerprint: str) -> dict | None:
+    """The metrics of a finished run of this exact config in run_dir, else None."""
+    path = Path(run_dir) / "metrics.json"
+    if not path.exists():
+        return None
+    try:
+        metrics = json.loads(path.read_text())
+    except json.JSONDecodeError:  # cut off while writing: not finished
+        return None
+    return metrics if metrics.get("config_fingerprint") == fingerprint else None
+
+
+def set_aside_earlier_attempt(run_dir: Path) -> Path | None:
+    """Moves an earlier attempt's record files into run_dir/previous/<time>/; returns that folder."""
+    run_dir = Path(run_dir)
+    found = [run_dir / name for name in RECORD_FILES if (run_dir / name).exists()]
+    if not found:
+        return None
+    target = run_dir / "previous" / time.strftime("%Y%m%d-%H%M%S")
+    while target.exists():
+        target = target.with_name(target.name + "+")
+    target.mkdir(parents=True)
+    for path in found:
+        shutil.move(str(path), target / path.name)
+    return target
+
+
+def resumable_run(run_fn, cfg: DictConfig, run_dir: str | Path) -> dict:
+    """run_fn(cfg, run_dir) unless run_dir holds this config's finished record; failures leave failure.json.
+
+    The exception is re-raised: Hydra's launchers record it, run the rest of the grid, and exit non-zero.
+    """
+    run_dir = Path(run_dir)
+    fingerprint = config_fingerprint(cfg)
+    done = finished_metrics(run_dir, fingerprint)
+    if done is not None:
+        log.info("skipped: %s already holds a finished run of this config (%s)", run_dir, fingerprint)
+        return done
+    main_process = PartialState().is_main_process
+    if main_process:
+        earlier = set_aside_earlier_attempt(run_dir)
+        if earlier is not None:
+            log.info("an earlier attempt's record was moved to %s; running again", earlier)
+    try:
+        return run_fn(cfg, run_dir)
+    except BaseException as error:  # interrupts too: the record says the run did not finish
+        if main_process:
+            failure = write_failure(run_dir, error, fingerprint)
+            record_failure_in_wandb(cfg, run_dir, failure)
+        raise
+
+
+def write_failure(run_dir: Path, error: BaseException, fingerprint: str) -> dict:
+    failure = {
+        "status": "failed" if isinstance(error, Exception) else "interrupted",
+        "error_type": type(error).__name__,
+        "message": str(error),
+        "traceback": traceback.format_exc(),
+        "config_fingerprint": fingerprint,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / FAILURE_FILE).write_text(json.dumps(failure, indent=2))
+    log.error("run failed (%s: %s); recorded in %s", failure["error_type"], failure["message"], run_dir / FAILURE_FILE)
+    return failure
+
+
+def record_failure_in_wandb(cfg: DictConfig, run_dir: Path, failure: dict) -> None:
+    """Marks the W&B run failed (exit code 1) with the error in its summary; starts one if the run failed
+    before W&B did. Best effort: the local failure.json is the record."""
+    if cfg.wandb.mode == "disabled":
+        return
+    try:
+        import wandb
+
+        from medvqa_rl.tracking import start_wandb
+
+        run = wandb.run if wandb.run is not None else start_wandb(cfg, str(run_dir))
+        run.summary.update({f"failure/{k}": failure[k] for k in ("status", "error_type", "message")})
+        run.finish(exit_code=1)
+    except Exception as wandb_error:  # noqa: BLE001 - the run's own error is the one to raise
+        log.warning("could not record the failure in W&B: %s", wandb_error)

@@ -1,0 +1,94 @@
+"""Resumable runs without training: skip a finished run of the same config, set earlier attempts aside,
+record failures. The end-to-end sweep versions of these are in test_sweeps.py."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from medvqa_rl.resumable import config_fingerprint, resumable_run
+from medvqa_rl.run_record import write_metrics
+
+from .conftest import compose_config
+
+
+def _cfg(*overrides: str):
+    return compose_config(["wandb.mode=disabled", *overrides])
+
+
+class Recorder:
+    """A stand-in for run(): writes a finished record the way run() does, or raises."""
+
+    def __init__(self, error: BaseException | None = None):
+        self.calls, self.error = 0, error
+
+    def __call__(self, cfg, run_dir):
+        self.calls += 1
+        if self.error is not None:
+            raise self.error
+        record = {"test/accuracy": 50.0, "config_fingerprint": config_fingerprint(cfg)}
+        (run_dir / "predictions.jsonl").write_text("{}\n")
+        write_metrics(run_dir, record)
+        return record
+
+
+def test_fingerprint_ignores_presentation_not_substance():
+    base = config_fingerprint(_cfg())
+    assert config_fingerprint(_cfg("wandb.mode=offline", "eval.progress=false", "cache_dir=/elsewhere",
+                                   "+sweep=bias")) == base
+    assert config_fingerprint(_cfg("seed=1")) != base
+    assert config_fingerprint(_cfg("method.learning_rate=1e-4")) != base
+    assert config_fingerprint(_cfg("bias=dr_grpo")) != base
+
+
+def test_finished_run_of_the_same_config_is_skipped(tmp_path):
+    cfg, run_fn = _cfg(), Recorder()
+    first = resumable_run(run_fn, cfg, tmp_path)
+    before = (tmp_path / "metrics.json").stat().st_mtime_ns
+    again = resumable_run(run_fn, cfg, tmp_path)
+    assert run_fn.calls == 1 and again == first
+    assert (tmp_path / "metrics.json").stat().st_mtime_ns == before
+
+
+def test_finished_run_of_another_config_is_kept_aside_and_rerun(tmp_path):
+    resumable_run(Recorder(), _cfg(), tmp_path)
+    old = json.loads((tmp_path / "metrics.json").read_text())
+    run_fn = Recorder()
+    resumable_run(run_fn, _cfg("method.learning_rate=1e-4"), tmp_path)
+    assert run_fn.calls == 1
+    (previous,) = (tmp_path / "previous").iterdir()
+    assert json.loads((previous / "metrics.json").read_text()) == old
+    assert (previous / "predictions.jsonl").exists()
+    assert json.loads((tmp_path / "metrics.json").read_text())["config_fingerprint"] != old["config_fingerprint"]
+
+
+def test_failure_is_recorded_and_raised_then_redone(tmp_path):
+    cfg = _cfg()
+    with pytest.raises(RuntimeError, match="judge unreachable"):
+        resumable_run(Recorder(RuntimeError("judge unreachable")), cfg, tmp_path)
+    failure = json.loads((tmp_path / "failure.json").read_text())
+    assert (failure["status"], failure["error_type"], failure["message"]) == ("failed", "RuntimeError",
+                                                                            "judge unreachable")
+    assert "Traceback" in failure["traceback"] and not (tmp_path / "metrics.json").exists()
+
+    run_fn = Recorder()
+    resumable_run(run_fn, cfg, tmp_path)
+    assert run_fn.calls == 1 and (tmp_path / "metrics.json").exists() and not (tmp_path / "failure.json").exists()
+    (previous,) = (tmp_path / "previous").iterdir()
+    assert json.loads((previous / "failure.json").read_text())["message"] == "judge unreachable"
+
+
+def test_interrupt_is_recorded_as_interrupted(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        resumable_run(Recorder(KeyboardInterrupt()), _cfg(), tmp_path)
+    assert json.loads((tmp_path / "failure.json").read_text())["status"] == "interrupted"
+
+
+def test_half_written_metrics_do_not_count_as_finished(tmp_path):
+    (tmp_path / "metrics.json").write_text('{"test/accuracy": 5')  # cut off mid-write by an old version
+    run_fn = Recorder()
+    resumable_run(run_fn, _cfg(), tmp_path)
+    assert run_fn.calls == 1
+    (previous,) = (tmp_path / "previous").iterdir()
+    assert (previous / "metrics.json").read_text() == '{"test/accuracy": 5'
