@@ -11,51 +11,20 @@ targets then hold an empty <think></think>, and the similarity metric has no ref
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 import re
-import zipfile
 from collections import Counter
 from pathlib import Path
 
 import pandas as pd
 
+from medvqa_rl.data.sources import ImageFiles, resolve_root
 from medvqa_rl.data.validation import validate
 
 log = logging.getLogger(__name__)
 
 COLUMNS = ("Figure_path", "Question", "Answer", "Choice A", "Choice B", "Choice C", "Choice D", "Answer_label")
 _PREFIX = re.compile(r"^\s*[A-D]\s*[:.)]\s*")
-
-
-def resolve_root(path: str, revision: str | None) -> Path:
-    """A local directory as is; otherwise a hub dataset id, downloaded (or found in the HF cache) at revision."""
-    local = Path(path).expanduser()
-    if local.is_dir():
-        return local
-    from huggingface_hub import snapshot_download
-
-    return Path(snapshot_download(repo_id=path, repo_type="dataset", revision=revision))
-
-
-class ImageSource:
-    """Opens images by Figure_path from `images/` (or the root) or, failing that, from `images.zip`."""
-
-    def __init__(self, root: Path) -> None:
-        self.folders = [d for d in (root / "images", root) if d.is_dir()]
-        archive = root / "images.zip"
-        self.zip = zipfile.ZipFile(archive) if archive.is_file() else None
-        self.members = {Path(n).name: n for n in self.zip.namelist()} if self.zip else {}
-
-    def __call__(self, ref: str):
-        for folder in self.folders:
-            candidate = folder / ref
-            if candidate.is_file():
-                return open(candidate, "rb")
-        name = self.members.get(Path(ref).name)
-        if name is None:
-            raise FileNotFoundError(ref)
-        return io.BytesIO(self.zip.read(name))
 
 
 def read_split(root: Path, file_name: str, size: int, seed: int) -> list[dict]:
@@ -95,7 +64,7 @@ def _candidate(row, source: str, line: int) -> dict:
 def load_splits(cfg, skipped: Counter | None = None) -> tuple[list[dict], list[dict]]:
     """(train, test) validated records; adds per-reason skip counts (prefixed train/ or test/) to `skipped`."""
     root = resolve_root(cfg.path, cfg.get("revision"))
-    images = ImageSource(root)
+    images = ImageFiles(root, folder="images", archive="images.zip")
     splits = []
     for split, file_name, size in (("train", cfg.train_file, cfg.train_size), ("test", cfg.test_file, cfg.test_size)):
         records, counts = validate(read_split(root, file_name, size, cfg.seed), images, cfg.on_bad_row,

@@ -7,7 +7,7 @@ from collections import Counter
 
 from datasets import Dataset
 
-from medvqa_rl.data import pmc_vqa
+from medvqa_rl.data import closed_vqa, pmc_vqa
 from medvqa_rl.data.synthetic import make_split
 from medvqa_rl.prompts import prompt_messages
 
@@ -26,6 +26,8 @@ def load_splits(dataset_cfg, skipped: Counter | None = None) -> tuple[list[dict]
         return make_split("train", dataset_cfg.train_size, **common), make_split("test", dataset_cfg.test_size, **common)
     if dataset_cfg.name == "pmc_vqa":
         return pmc_vqa.load_splits(dataset_cfg, skipped)
+    if dataset_cfg.name in ("vqa_rad", "path_vqa", "slake"):
+        return closed_vqa.load_splits(dataset_cfg, skipped)
     raise ValueError(f"dataset.name={dataset_cfg.name!r} has no loader yet")
 
 
