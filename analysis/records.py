@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 FACTORS = ("model_init", "reward", "length_reward", "bias", "method", "family", "dataset", "judge")
 # TRL's logged keys, as history.jsonl holds them (W&B prefixes them with "train/").
 HISTORY_KEYS = {"reward": "mean_reward", "completions/mean_length": "completion_length"}
+HISTORY_COLUMNS = ["run", "step", *HISTORY_KEYS.values()]
 
 
 def _run_row(run: str, sweep: str | None, seed, factors: dict, metrics: dict) -> dict:
@@ -33,14 +34,13 @@ def _history_frame(run: str, rows: list[dict], prefix: str = "") -> pd.DataFrame
             continue
         step = row.get(f"{prefix}global_step", row.get("step"))
         kept.append({"run": run, "step": step, **{name: row.get(prefix + key) for key, name in HISTORY_KEYS.items()}})
-    return pd.DataFrame(kept, columns=["run", "step", *HISTORY_KEYS.values()])
+    return pd.DataFrame(kept, columns=HISTORY_COLUMNS)
 
 
 def _frames(rows: list[dict], histories: list[pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame]:
     runs = pd.DataFrame(rows)
     histories = [h for h in histories if not h.empty]
-    history = pd.concat(histories, ignore_index=True) if histories else pd.DataFrame(
-        columns=["run", "step", *HISTORY_KEYS.values()])
+    history = pd.concat(histories, ignore_index=True) if histories else pd.DataFrame(columns=HISTORY_COLUMNS)
     return runs, history
 
 

@@ -25,10 +25,10 @@ log = logging.getLogger(__name__)
 
 # Where a run's results go or how they are shown, not what they are: left out of the fingerprint.
 PRESENTATION_KEYS = ("wandb", "cache_dir", "sweep", "eval.progress")
+FAILURE_FILE = "failure.json"
 # Everything a run writes into its folder besides Hydra's .hydra/ (rewritten by every attempt).
 RECORD_FILES = ("metrics.json", "predictions.jsonl", "init_predictions.jsonl", "history.jsonl", "resolved_config.yaml",
-                "failure.json")
-FAILURE_FILE = "failure.json"
+                FAILURE_FILE)
 
 
 def config_fingerprint(cfg: DictConfig) -> str:

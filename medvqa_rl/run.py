@@ -17,7 +17,7 @@ from medvqa_rl.evaluation import ReasoningSimilarity, evaluate
 from medvqa_rl.judges.selection import evaluation_judge
 from medvqa_rl.models.loading import load_model_and_processor, resolve_checkpoint
 from medvqa_rl.resumable import config_fingerprint
-from medvqa_rl.run_record import package_versions, write_history, write_jsonl, write_metrics, write_resolved_config
+from medvqa_rl.run_record import package_versions, write_jsonl, write_metrics, write_resolved_config
 from medvqa_rl.tracking import factor_choices, finish_wandb, predictions_table, start_wandb
 from medvqa_rl.training import build_trainer
 from medvqa_rl.training.common import examples_per_step
@@ -83,7 +83,7 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict:
                "config_fingerprint": config_fingerprint(cfg), "wall_time_s": time.time() - started}
     write_jsonl(run_dir, predictions, "predictions.jsonl")
     write_jsonl(run_dir, init_predictions, "init_predictions.jsonl")
-    write_history(run_dir, trainer.state.log_history)
+    write_jsonl(run_dir, trainer.state.log_history, "history.jsonl")  # reward, length, loss per logged step
     write_resolved_config(run_dir, cfg)
     write_metrics(run_dir, record)  # last: its presence marks the run finished (medvqa_rl/resumable.py)
     if wandb_run is not None:

@@ -34,16 +34,12 @@ def write_metrics(run_dir: Path, metrics: dict) -> Path:
 
 
 def write_jsonl(run_dir: Path, rows: list[dict], name: str) -> Path:
+    """One JSON object a line: predictions, and history.jsonl (the trainer's logged steps)."""
     path = Path(run_dir) / name
     with path.open("w") as f:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
     return path
-
-
-def write_history(run_dir: Path, log_history: list[dict]) -> Path:
-    """The trainer's logged steps (reward, completion length, loss, ...), one JSON object a line."""
-    return write_jsonl(run_dir, log_history, "history.jsonl")
 
 
 def write_resolved_config(run_dir: Path, cfg: DictConfig) -> Path:
