@@ -37,6 +37,7 @@ def common_args(cfg: DictConfig, output_dir: str, report_to: str) -> dict:
         max_steps=max_steps(cfg),
         learning_rate=method.learning_rate,
         warmup_steps=method.warmup_steps,
+        lr_scheduler_type=method.lr_scheduler_type,
         per_device_train_batch_size=method.per_device_train_batch_size,
         gradient_accumulation_steps=method.gradient_accumulation_steps,
         bf16=method.bf16,  # TRL defaults to bf16, which CPUs lack: always explicit
