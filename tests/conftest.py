@@ -61,6 +61,28 @@ def tiny_cache(tmp_path_factory) -> str:
     return str(cache)
 
 
+@pytest.fixture(scope="session")
+def tiny_lm_dir(tmp_path_factory) -> Path:
+    """A tiny GPT-2 judge built from config with a word-level tokenizer, saved like any hub checkpoint."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    words = ("question reference reasoning consistent ? Yes No the lesions are at left right upper lower "
+             "scan is ct where located").split()
+    tokenizer = Tokenizer(models.WordLevel({w: i for i, w in enumerate(["<pad>", "<unk>"] + words)}, unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="<unk>", pad_token="<pad>", eos_token="<pad>")
+    torch.manual_seed(0)
+    # 1024 positions: a judge prompt holds a template, a question and a whole reasoning.
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(fast), n_positions=1024, n_embd=32, n_layer=2, n_head=2,
+                                       pad_token_id=0, eos_token_id=0, bos_token_id=0))
+    path = tmp_path_factory.mktemp("tiny_judge")
+    model.save_pretrained(path)
+    fast.save_pretrained(path)
+    return path
+
+
 @pytest.fixture
 def small_cfg(tiny_cache) -> DictConfig:
     return compose_config(SMALL_TINY + SMALL_RUN + [f"cache_dir={tiny_cache}"])

@@ -9,8 +9,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import torch
-from tokenizers import Tokenizer, models, pre_tokenizers
-from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
 from medvqa_rl.judges import HFJudge, Judge, JudgeError, JudgeItem, OpenAIJudge, RuleJudge
 from medvqa_rl.rewards import SemanticAlignmentReward
@@ -103,23 +101,6 @@ def test_semantic_reward_judges_reasoning_only_and_logs_failures():
 # -------------------------------------------------------------------- hf --
 
 TEMPLATE = "question {question} reference {reference} reasoning {reasoning} consistent ?"
-
-
-@pytest.fixture(scope="module")
-def tiny_lm_dir(tmp_path_factory):
-    """A tiny GPT-2 built from config with a word-level tokenizer, saved like any hub checkpoint."""
-    words = ("question reference reasoning consistent ? Yes No the lesions are at left right upper lower "
-             "scan is ct where located").split()
-    tokenizer = Tokenizer(models.WordLevel({w: i for i, w in enumerate(["<pad>", "<unk>"] + words)}, unk_token="<unk>"))
-    tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="<unk>", pad_token="<pad>", eos_token="<pad>")
-    torch.manual_seed(0)
-    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(fast), n_positions=64, n_embd=32, n_layer=2, n_head=2,
-                                       pad_token_id=0, eos_token_id=0, bos_token_id=0))
-    path = tmp_path_factory.mktemp("tiny_judge")
-    model.save_pretrained(path)
-    fast.save_pretrained(path)
-    return path
 
 
 def _constant_judge(path, answer: str, **kwargs) -> HFJudge:

@@ -177,3 +177,43 @@ def test_hub_id_resolves_through_the_hub_cache_at_the_pinned_revision(tmp_path, 
     train, _ = load_splits(_cfg("xmcmic/PMC-VQA", "dataset.revision=abc123").dataset)
     assert calls == [{"repo_id": "xmcmic/PMC-VQA", "repo_type": "dataset", "revision": "abc123"}]
     assert len(train) == 12
+
+
+# ------------------------------------------------------------- the paper's overlay --
+
+PAPER = "+experiment=paper_qwen2vl_2b_pmcvqa"
+
+
+def test_paper_overlay_states_the_published_setting(monkeypatch):
+    from types import SimpleNamespace
+
+    from medvqa_rl.config_checks import check_config
+    from medvqa_rl.training import common
+
+    cfg = compose_config([PAPER])
+    check_config(cfg)  # hub ids are valid model_init paths
+    assert cfg.model_init.path == "Qwen/Qwen2-VL-2B-Instruct"
+    assert (cfg.dataset.name, cfg.dataset.path) == ("pmc_vqa", "xmcmic/PMC-VQA")
+    assert (cfg.dataset.train_size, cfg.dataset.test_size) == (10000, 7000)
+    assert cfg.method.num_generations == 8 and cfg.method.beta > 0 and cfg.method.bf16
+    assert cfg.judge.model == "BioMistral/BioMistral-7B"
+    # On 4 processes: 8 completions x 2 accumulation steps x 4 GPUs = 8 questions per step, one epoch of 10K.
+    monkeypatch.setattr(common, "PartialState", lambda: SimpleNamespace(num_processes=4))
+    assert common.max_steps(cfg) == 1250
+    # Factors still swap on top of it.
+    swapped = compose_config([PAPER, "model_init=base", "bias=dr_grpo", "reward=semantic"])
+    assert swapped.model_init.path == "Qwen/Qwen2-VL-2B" and swapped.bias.loss_type == "dr_grpo"
+
+
+def test_paper_overlay_runs_end_to_end_with_the_tiny_model_and_a_small_pmc_vqa(tiny_cache, tiny_lm_dir, tmp_path):
+    """Only paths, sizes, the budget and what a CPU lacks (bf16, cuda) are swapped."""
+    root = write_pmc_vqa(tmp_path / "pmc", n_train=16, n_test=6)
+    instruct = next(Path(tiny_cache).glob("tiny-*/instruct"))
+    cfg = compose_config([PAPER, f"model_init.path={instruct}", f"dataset.path={root}", "dataset.train_size=16",
+                          "dataset.test_size=6", "budget.examples=2", "method.bf16=false", f"judge.model={tiny_lm_dir}",
+                          "judge.device=cpu", "judge.dtype=float32", "judge.yes_token=Yes", "judge.no_token=No",
+                          "wandb.mode=disabled"])
+    record = run(cfg, tmp_path / "run")
+    assert record["train/steps"] == 1 and record["factor/dataset"] == "pmc_vqa"
+    assert record["factor/judge"] == "hf" and 0.0 <= record["test/judge_score"] <= 100.0
+    assert 0.0 <= record["test/accuracy"] <= 100.0 and "test/perplexity" in record
