@@ -1,16 +1,18 @@
-"""Accuracy reward: did the completion commit to the gold option letter?"""
+"""Accuracy reward: is the completion's answer right? A closed question by its option letter, an open one
+(no options) by normalised exact match of the answer text (medvqa_rl/rewards/correctness.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from medvqa_rl.rewards.completion_parsing import answer_letter, completion_text
+from medvqa_rl.rewards.correctness import is_correct, score_completions
 
 
 class AccuracyReward:
-    """TRL reward function; returns 1.0 per completion whose answer matches the label, else 0.0.
+    """TRL reward function; returns 1.0 per completion whose answer is correct, else 0.0.
 
-    TRL logs it as `rewards/accuracy/mean`. Stateless so it pickles for multiprocessing.
+    TRL logs it as `rewards/accuracy/mean`. Stateless so it pickles for multiprocessing. answer_text is
+    needed only for open questions (TRL passes every dataset column).
     """
 
     __name__ = "accuracy"
@@ -20,9 +22,7 @@ class AccuracyReward:
         completions: list[Any],
         answer_label: list[str],
         options: list[list[str]],
+        answer_text: list[str] | None = None,
         **kwargs: Any,
     ) -> list[float]:
-        return [
-            1.0 if answer_letter(completion_text(c), opts) == label.strip().upper() else 0.0
-            for c, label, opts in zip(completions, answer_label, options, strict=True)
-        ]
+        return score_completions(is_correct, completions, answer_label, options, answer_text)
