@@ -3,26 +3,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from medvqa_rl.rewards.correctness import is_correct, score_completions
+from medvqa_rl.rewards.correctness import AnswerReward, is_correct
 
 
-class AccuracyReward:
+class AccuracyReward(AnswerReward):
     """TRL reward function; returns 1.0 per completion whose answer is correct, else 0.0.
 
-    TRL logs it as `rewards/accuracy/mean`. Stateless so it pickles for multiprocessing. answer_text is
-    needed only for open questions (TRL passes every dataset column).
+    TRL logs it as `rewards/accuracy/mean`. answer_text is needed only for open questions (TRL passes
+    every dataset column).
     """
 
     __name__ = "accuracy"
-
-    def __call__(
-        self,
-        completions: list[Any],
-        answer_label: list[str],
-        options: list[list[str]],
-        answer_text: list[str] | None = None,
-        **kwargs: Any,
-    ) -> list[float]:
-        return score_completions(is_correct, completions, answer_label, options, answer_text)
+    score = staticmethod(is_correct)

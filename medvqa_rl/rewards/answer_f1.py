@@ -8,26 +8,15 @@ credit and score as AccuracyReward does, so this reward can replace accuracy on 
 
 from __future__ import annotations
 
-from typing import Any
-
-from medvqa_rl.rewards.correctness import answer_f1, score_completions
+from medvqa_rl.rewards.correctness import AnswerReward, answer_f1
 
 
-class OpenAnswerF1Reward:
+class OpenAnswerF1Reward(AnswerReward):
     """TRL reward function; per completion the token F1 (0-1) of its answer for an open question, 1.0 / 0.0
     for a closed one; 0.0 for a missing, unclosed, repeated or empty <answer> block.
 
-    TRL logs it as `rewards/answer_f1/mean`. Stateless so it pickles for multiprocessing.
+    TRL logs it as `rewards/answer_f1/mean`.
     """
 
     __name__ = "answer_f1"
-
-    def __call__(
-        self,
-        completions: list[Any],
-        answer_label: list[str],
-        options: list[list[str]],
-        answer_text: list[str] | None = None,
-        **kwargs: Any,
-    ) -> list[float]:
-        return score_completions(answer_f1, completions, answer_label, options, answer_text)
+    score = staticmethod(answer_f1)

@@ -3,6 +3,8 @@ by normalised exact match of the <answer> text. One rule for the rewards and the
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 from medvqa_rl.rewards.completion_parsing import answer_content, answer_letter, completion_text
 from medvqa_rl.rewards.open_answer import exact_match, token_f1
 
@@ -47,3 +49,14 @@ def score_completions(score, completions: list, answer_label: list[str], options
     references = answer_text or [None] * len(completions)
     return [float(score(completion_text(c), opts, label, reference))
             for c, label, opts, reference in zip(completions, answer_label, options, references, strict=True)]
+
+
+class AnswerReward:
+    """Base of the TRL rewards that score each completion's answer with `score(text, options, answer_label,
+    answer_text)` (a staticmethod of the subclass). Stateless, so it pickles; subclasses set `__name__`."""
+
+    score: Callable[[str, list[str], str, str | None], float | bool]
+
+    def __call__(self, completions: list[Any], answer_label: list[str], options: list[list[str]],
+                 answer_text: list[str] | None = None, **kwargs: Any) -> list[float]:
+        return score_completions(self.score, completions, answer_label, options, answer_text)
