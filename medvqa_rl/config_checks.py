@@ -7,6 +7,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from medvqa_rl.data.questions import QUESTION_MODES
 from medvqa_rl.data.validation import ON_BAD_ROW
 from medvqa_rl.judges.base import ON_FAILURE
 from medvqa_rl.judges.selection import judge_backend
@@ -23,9 +24,10 @@ def check_config(cfg: DictConfig) -> None:
         value = cfg.dataset.get(key)
         if value is not None and value <= 0:
             raise ConfigError(f"dataset.{key} must be a positive number of examples, got {value}")
-    on_bad_row = cfg.dataset.get("on_bad_row")
-    if on_bad_row is not None and on_bad_row not in ON_BAD_ROW:
-        raise ConfigError(f"dataset.on_bad_row must be one of {ON_BAD_ROW}, got {on_bad_row!r}")
+    for key, allowed in (("on_bad_row", ON_BAD_ROW), ("questions", QUESTION_MODES)):  # real datasets only
+        value = cfg.dataset.get(key)
+        if value is not None and value not in allowed:
+            raise ConfigError(f"dataset.{key} must be one of {allowed}, got {value!r}")
     _check_method(cfg)
     _check_model_init(cfg)
     _check_length_rewards(cfg)

@@ -7,12 +7,16 @@ from trl.data_utils import prepare_multimodal_messages
 LETTERS = "ABCD"
 
 INSTRUCTION = "Reason in <think></think>, then give the letter in <answer></answer>."
+# An open question (no options) is answered in words; closed prompts stay byte-identical to INSTRUCTION's,
+# which the tiny models were trained on and which keys their cache.
+OPEN_INSTRUCTION = "Reason in <think></think>, then give the answer in a few words in <answer></answer>."
 
 
 def question_text(question: str, options: list[str]) -> str:
-    """The user turn's text: question, lettered options, and the answer-format instruction."""
+    """The user turn's text: question, lettered options (none for an open question), and the answer-format
+    instruction."""
     lines = [question] + [f"{LETTERS[i]}. {option}" for i, option in enumerate(options)]
-    return "\n".join(lines + [INSTRUCTION])
+    return "\n".join(lines + [INSTRUCTION if options else OPEN_INSTRUCTION])
 
 
 def prompt_messages(question: str, options: list[str]) -> list[dict]:
@@ -20,9 +24,10 @@ def prompt_messages(question: str, options: list[str]) -> list[dict]:
     return [{"role": "user", "content": question_text(question, options)}]
 
 
-def reference_completion(rationale: str, answer_label: str) -> str:
-    """The target response of supervised tuning: the reference rationale, then the letter."""
-    return f"<think>{rationale}</think><answer>{answer_label}</answer>"
+def reference_completion(rationale: str, answer: str) -> str:
+    """The target response of supervised tuning: the reference rationale, then the answer (the letter, or an
+    open question's answer text: medvqa_rl.data.questions.gold_answer)."""
+    return f"<think>{rationale}</think><answer>{answer}</answer>"
 
 
 def prompt_conversation(question: str, options: list[str], image) -> list[dict]:

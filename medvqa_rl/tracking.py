@@ -10,6 +10,7 @@ import os
 
 from omegaconf import DictConfig, OmegaConf
 
+from medvqa_rl.data.questions import gold_answer
 from medvqa_rl.data.splits import reward_columns
 from medvqa_rl.judges.selection import judge_backend
 
@@ -64,7 +65,7 @@ def predictions_table(predictions: list[dict], records: list[dict], rewards: lis
                *(f"reward/{name}" for name in rewards_by_name), "judge_verdict", "similarity"]
     table = wandb.Table(columns=columns)
     for i, (p, r) in enumerate(zip(predictions, records, strict=True)):
-        table.add_data(p["id"], wandb.Image(r["image"]), p["question"], " | ".join(p["options"]), p["answer_label"],
+        table.add_data(p["id"], wandb.Image(r["image"]), p["question"], " | ".join(p["options"]), gold_answer(p),
                        p["completion"], p["parsed_answer"], p["correct"],
                        *(values[i] for values in rewards_by_name.values()),
                        p.get("judge_verdict"), p.get("similarity"))

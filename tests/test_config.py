@@ -64,6 +64,7 @@ def test_unknown_override_is_a_hydra_error():
         (["method.num_generations=1", "method.per_device_train_batch_size=8"], "method.num_generations"),
         (["dataset.train_size=0"], "dataset.train_size"),
         (["dataset.test_size=-5"], "dataset.test_size"),
+        (["dataset=vqa_rad", "dataset.questions=both"], "dataset.questions"),
         (["model_init.path=/no/such/checkpoint"], "model_init.path"),
         (["model_init.path=./relative/missing"], "model_init.path"),
         (["family=qwen2_5_vl_3b", "model_init=base"], "family.base"),

@@ -17,7 +17,8 @@ from medvqa_rl.prompts import assistant_turn, prompt_messages, reference_complet
 
 
 def _row(qtype, correct, well_formed, tokens, **extra):
-    return {"question_type": qtype, "correct": correct, "well_formed": well_formed, "completion_tokens": tokens, **extra}
+    return {"question_type": qtype, "options": ["a", "b", "c", "d"], "correct": correct, "well_formed": well_formed,
+            "completion_tokens": tokens, **extra}
 
 
 def test_summarize_crafted_predictions():
@@ -29,7 +30,7 @@ def test_summarize_crafted_predictions():
     ]
     assert summarize(rows) == {
         "accuracy": 50.0, "format_rate": 50.0, "completion_tokens": 7.0, "similarity": 0.25, "judge_score": 50.0,
-        "accuracy/count": 50.0, "accuracy/size": 50.0,
+        "accuracy/count": 50.0, "accuracy/size": 50.0, "closed/accuracy": 50.0,  # no open questions: no open/*
     }
     plain = summarize([{k: v for k, v in r.items() if k not in ("similarity", "judge_verdict")} for r in rows])
     assert "similarity" not in plain and "judge_score" not in plain

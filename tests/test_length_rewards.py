@@ -61,3 +61,19 @@ def test_names_and_target_validation(word_tokenizer):
     assert CorrectnessWeightedLengthReward(word_tokenizer, 8).__name__ == "cwr"
     with pytest.raises(ValueError, match="target_length"):
         ExtendedChainReward(word_tokenizer, 0)
+
+
+@pytest.mark.parametrize(
+    "completion,ecr,cwr",
+    [
+        ("<think>the scan is ct</think><answer>The left lung.</answer>", 1.0, 1.0),  # exact after normalisation
+        ("<think>the scan</think><answer>left lower lung</answer>", 0.5, 0.0),  # an answer, not the right one
+        ("<think>the scan is ct</think><answer> </answer>", 0.0, 0.0),  # empty answer
+        ("<think>the scan is ct</think>", 0.0, 0.0),  # missing answer
+    ],
+)
+def test_open_questions(word_tokenizer, completion, ecr, cwr):
+    # An open question (no options): ECR pays for any non-empty answer, CWR for one matching answer_text.
+    kwargs = dict(completions=[completion], answer_label=[""], options=[[]], answer_text=["left lung"])
+    assert ExtendedChainReward(word_tokenizer, TARGET)(**kwargs) == [ecr]
+    assert CorrectnessWeightedLengthReward(word_tokenizer, TARGET)(**kwargs) == [cwr]

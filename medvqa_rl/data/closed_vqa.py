@@ -1,10 +1,13 @@
-"""VQA-RAD, PathVQA and SLAKE: their closed yes/no questions as two-option multiple choice.
+"""VQA-RAD, PathVQA and SLAKE: closed yes/no questions as two-option multiple choice, open ones as free text.
 
 These sets pair an image and a question with a free-text answer. A question answered "yes" or "no"
 becomes options ["yes", "no"] (A = yes, B = no: one fixed order, as the synthetic set keeps one
-order per question type) with the label of its answer. Open questions (any other answer) are not
-loaded yet: they are counted per split as `open_question` (SLAKE's non-English questions as
-`not_english`) into data/skipped/<split>/<reason> of metrics.json, never dropped silently.
+order per question type) with the label of its answer. Any other answer makes an open question:
+options [], label "", answer_text = the answer as the dataset gives it (stripped), scored by normalised
+exact match and token F1 (medvqa_rl/rewards/open_answer.py). dataset.questions picks closed (default),
+open or all; the questions it does not load are counted per split as `open_question` /
+`closed_question` (SLAKE's non-English questions as `not_english`) into data/skipped/<split>/<reason>
+of metrics.json, never dropped silently.
 
 Layouts, from a local directory or a hub dataset id (pinned with dataset.revision):
 - VQA-RAD (flaviagiammarino/vqa-rad), PathVQA (flaviagiammarino/path-vqa): the hub's parquet shards
@@ -27,6 +30,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from medvqa_rl.data.questions import left_out_reason, loads
 from medvqa_rl.data.sources import ImageFiles, resolve_root
 from medvqa_rl.data.validation import normalise, validate
 
@@ -35,21 +39,20 @@ log = logging.getLogger(__name__)
 YES_NO = ("yes", "no")
 
 
-def closed_candidate(dataset: str, question: str, answer: str, image_ref: str, image_key: str, question_type: str,
-                     source: str, line: int) -> dict | None:
-    """A candidate record for a yes/no question; None for an open one. The id hashes the image's
-    identity (image_key) and the question: the same image and question twice is a duplicate."""
-    answer = normalise(answer)
-    if answer not in YES_NO:
-        return None
+def candidate(dataset: str, question: str, answer: str, image_ref: str, image_key: str, question_type: str | None,
+              source: str, line: int) -> dict:
+    """A candidate record: closed (two options) for a yes/no answer, else open. question_type None: "closed"
+    or "open" (the parquet sets have no other type). The id hashes the image's identity (image_key) and
+    the question: the same image and question twice is a duplicate."""
+    closed = normalise(answer) in YES_NO
     key = hashlib.sha1(f"{image_key}\n{question.strip()}".encode()).hexdigest()[:12]
     return {
         "id": f"{dataset}-{key}",
         "question": question.strip(),
-        "options": list(YES_NO),
-        "answer_label": "AB"[YES_NO.index(answer)],
-        "answer_text": answer,
-        "question_type": question_type,
+        "options": list(YES_NO) if closed else [],
+        "answer_label": "AB"[YES_NO.index(normalise(answer))] if closed else "",
+        "answer_text": normalise(answer) if closed else answer.strip(),
+        "question_type": question_type or ("closed" if closed else "open"),
         "rationale": "",
         "source": source,
         "line": line,
@@ -78,7 +81,7 @@ class ParquetImages:
         return io.BytesIO(blob)
 
 
-def read_parquet_split(root: Path, dataset: str, split: str, images: ParquetImages,
+def read_parquet_split(root: Path, dataset: str, split: str, questions: str, images: ParquetImages,
                        left_out: Counter) -> list[dict]:
     shards = sorted((root / "data").glob(f"{split}-*.parquet")) or sorted(root.glob(f"{split}-*.parquet"))
     if not shards:
@@ -93,17 +96,17 @@ def read_parquet_split(root: Path, dataset: str, split: str, images: ParquetImag
             ref = f"{shard.name}#{row_number}"
             blob = row.image.get("bytes") if isinstance(row.image, dict) else None
             image_key = hashlib.sha1(blob).hexdigest() if blob else ref  # the image itself, wherever it sits
-            candidate = closed_candidate(dataset, str(row.question), str(row.answer), ref, image_key, "closed",
-                                         shard.name, row_number)
-            if candidate is None:
-                left_out["open_question"] += 1
+            answer = "" if pd.isna(row.answer) else str(row.answer)  # a missing answer is empty, not "None"
+            record = candidate(dataset, str(row.question), answer, ref, image_key, None, shard.name, row_number)
+            if not loads(record, questions):
+                left_out[left_out_reason(record)] += 1
                 continue
             images.blobs[ref] = blob  # kept rows only
-            candidates.append(candidate)
+            candidates.append(record)
     return candidates
 
 
-def read_slake_split(root: Path, file_name: str, left_out: Counter) -> list[dict]:
+def read_slake_split(root: Path, file_name: str, questions: str, left_out: Counter) -> list[dict]:
     path = root / file_name
     if not path.is_file():
         raise FileNotFoundError(f"SLAKE split {path} not found (dataset.path={root})")
@@ -113,12 +116,15 @@ def read_slake_split(root: Path, file_name: str, left_out: Counter) -> list[dict
             left_out["not_english"] += 1
             continue
         question_type = normalise(item.get("content_type") or "closed")
-        candidate = closed_candidate("slake", str(item["question"]), str(item["answer"]), str(item["img_name"]),
-                                     str(item["img_name"]), question_type, file_name, item_number)
-        if candidate is None:
-            left_out["open_question"] += 1
+        # Closed means a yes/no answer, as for the parquet sets: SLAKE's answer_type CLOSED also marks
+        # either-or questions ("Which is bigger, ...?"), whose answer is free text here.
+        answer = "" if item.get("answer") is None else str(item["answer"])
+        record = candidate("slake", str(item["question"]), answer, str(item["img_name"]),
+                           str(item["img_name"]), question_type, file_name, item_number)
+        if loads(record, questions):
+            candidates.append(record)
         else:
-            candidates.append(candidate)
+            left_out[left_out_reason(record)] += 1
     return candidates
 
 
@@ -132,11 +138,13 @@ def load_splits(cfg, skipped: Counter | None = None) -> tuple[list[dict], list[d
     for split, source, size in (("train", cfg.train_split, cfg.train_size), ("test", cfg.test_split, cfg.test_size)):
         left_out = Counter()
         if cfg.name == "slake":
-            candidates, images = read_slake_split(root, source, left_out), folder_images
+            candidates, images = read_slake_split(root, source, cfg.questions, left_out), folder_images
         else:
-            candidates, images = read_parquet_split(root, cfg.name, source, parquet_images, left_out), parquet_images
+            candidates = read_parquet_split(root, cfg.name, source, cfg.questions, parquet_images, left_out)
+            images = parquet_images
         records, bad = validate(_subset(candidates, size, cfg.seed), images, cfg.on_bad_row, cfg.get("max_image_side"))
-        log.info("%s %s: %d closed questions kept; left out %s", cfg.name, split, len(records), dict(left_out))
+        log.info("%s %s: %d %s questions kept; left out %s", cfg.name, split, len(records), cfg.questions,
+                 dict(left_out))
         if skipped is not None:
             skipped.update({f"{split}/{reason}": n for reason, n in (left_out + bad).items()})
         splits.append(records)

@@ -16,13 +16,14 @@ from typing import Callable
 
 from PIL import Image
 
+from medvqa_rl.data.questions import is_open
 from medvqa_rl.prompts import LETTERS
 
 log = logging.getLogger(__name__)
 
 ON_BAD_ROW = ("error", "skip")
-REASONS = ("missing_image", "corrupt_image", "empty_question", "label_not_in_options", "label_disagrees_with_answer",
-           "duplicate_id")
+REASONS = ("missing_image", "corrupt_image", "empty_question", "empty_answer", "label_on_open_question",
+           "label_not_in_options", "label_disagrees_with_answer", "duplicate_id")
 SHOWN = 5  # offending rows listed in an error
 
 
@@ -47,9 +48,18 @@ def normalise(text: str) -> str:
 
 
 def row_problem(record: dict, seen_ids: set[str]) -> tuple[str, str] | None:
-    """(reason, detail) of the first problem with a record's text fields, or None."""
+    """(reason, detail) of the first problem with a record's text fields, or None. A closed record's label
+    must name an option that agrees with its answer text; an open one (no options) needs a non-empty
+    answer text and no label."""
     if not str(record["question"]).strip():
         return "empty_question", "the question is empty"
+    problem = _open_problem(record) if is_open(record) else _closed_problem(record)
+    if problem is None and record["id"] in seen_ids:
+        return "duplicate_id", f"id {record['id']!r} appears earlier"
+    return problem
+
+
+def _closed_problem(record: dict) -> tuple[str, str] | None:
     letters = LETTERS[: len(record["options"])]
     if record["answer_label"] not in letters:
         return "label_not_in_options", f"label {record['answer_label']!r} is not one of the options {list(letters)}"
@@ -57,8 +67,15 @@ def row_problem(record: dict, seen_ids: set[str]) -> tuple[str, str] | None:
     if record.get("answer_text") is not None and normalise(record["answer_text"]) != normalise(gold):
         return ("label_disagrees_with_answer",
                 f"label {record['answer_label']} is option {gold!r} but the answer is {record['answer_text']!r}")
-    if record["id"] in seen_ids:
-        return "duplicate_id", f"id {record['id']!r} appears earlier"
+    return None
+
+
+def _open_problem(record: dict) -> tuple[str, str] | None:
+    """Free text: the answer is all there is to score against, and a letter would name no option."""
+    if not str(record.get("answer_text") or "").strip():
+        return "empty_answer", "the open question's answer is empty"
+    if record["answer_label"]:
+        return "label_on_open_question", f"label {record['answer_label']!r} given for a question without options"
     return None
 
 

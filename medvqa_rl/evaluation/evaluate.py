@@ -1,14 +1,16 @@
-"""One evaluation for every method: greedy answers, then accuracy, format, length, perplexity,
-reasoning similarity and judge score, and a prediction row per question."""
+"""One evaluation for every method: greedy answers, then accuracy (open questions also exact match and
+token F1), format, length, perplexity, reasoning similarity and judge score, and a prediction row per
+question."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 
+from medvqa_rl.data.questions import is_open
 from medvqa_rl.data.splits import findings_json
 from medvqa_rl.evaluation.generation import generate_greedy
 from medvqa_rl.evaluation.perplexity import reference_perplexity
-from medvqa_rl.rewards import answer_letter, is_well_formed, reasoning_text
+from medvqa_rl.rewards import answer_f1, is_correct, is_well_formed, parsed_answer, reasoning_text
 from medvqa_rl.rewards.semantic import judge_items, judged_scores
 
 
@@ -16,25 +18,26 @@ def evaluate(model, processor, records: list[dict], *, batch_size: int, max_new_
              judge=None, progress: bool = False) -> tuple[dict, list[dict]]:
     """Metrics and one prediction row per record.
 
-    Keys: accuracy, format_rate, judge_score (percent 0-100), accuracy/<question_type> (percent),
-    completion_tokens (mean tokens), perplexity (of the reference turn), similarity (mean cosine in
-    [-1, 1]). similarity / judge_score are left out when no similarity model / judge is given, and
-    similarity also when the dataset has no reference rationales (PMC-VQA).
+    Keys: see summarize(); plus perplexity (of the reference turn). A prediction is `correct` when its
+    letter is the label (closed question) or its answer text equals the reference after SQuAD
+    normalisation (open question: no options; such rows also carry `f1`, token F1 in [0, 1]).
     """
     completions = generate_greedy(model, processor, records, batch_size, max_new_tokens, progress)
     predictions = []
     for record, (text, n_tokens) in zip(records, completions, strict=True):
-        parsed = answer_letter(text, record["options"])
+        scored = (text, record["options"], record["answer_label"], record["answer_text"])
         predictions.append({
             "id": record["id"],
             "question_type": record["question_type"],
             "question": record["question"],
             "options": list(record["options"]),
             "answer_label": record["answer_label"],
+            "answer_text": record["answer_text"],
             "completion": text,
             "reasoning": reasoning_text(text),
-            "parsed_answer": parsed,
-            "correct": parsed == record["answer_label"],
+            "parsed_answer": parsed_answer(text, record["options"]),
+            "correct": is_correct(*scored),
+            **({"f1": answer_f1(*scored)} if is_open(record) else {}),
             "well_formed": is_well_formed(text),
             "completion_tokens": n_tokens,
         })
@@ -59,20 +62,39 @@ def judge_verdicts(judge, predictions: list[dict], records: list[dict]) -> list[
 
 
 def summarize(predictions: list[dict]) -> dict:
-    """Aggregates prediction rows into flat metrics (percent for rates, mean tokens, mean cosine)."""
+    """Aggregates prediction rows into flat metrics (percent for rates, mean tokens, mean cosine).
+
+    Keys: accuracy (every question), closed/accuracy (closed questions, when there are any),
+    open/exact_match and open/f1 (open questions, when there are any), accuracy/<question_type>,
+    format_rate, judge_score (percent 0-100); completion_tokens (mean tokens); similarity (mean cosine
+    in [-1, 1]). similarity / judge_score only when every row has one (the evaluation leaves them out
+    without a similarity model / judge, and similarity also without reference rationales).
+    """
     n = len(predictions)
     metrics = {
-        "accuracy": 100.0 * sum(p["correct"] for p in predictions) / n,
-        "format_rate": 100.0 * sum(p["well_formed"] for p in predictions) / n,
+        "accuracy": _percent([p["correct"] for p in predictions]),
+        "format_rate": _percent([p["well_formed"] for p in predictions]),
         "completion_tokens": sum(p["completion_tokens"] for p in predictions) / n,
     }
     if all("similarity" in p for p in predictions):
         metrics["similarity"] = sum(p["similarity"] for p in predictions) / n
     if all("judge_verdict" in p for p in predictions):
-        metrics["judge_score"] = 100.0 * sum(p["judge_verdict"] for p in predictions) / n
+        metrics["judge_score"] = _percent([p["judge_verdict"] for p in predictions])
+    closed = [p for p in predictions if not is_open(p)]
+    opened = [p for p in predictions if is_open(p)]
+    if closed:
+        metrics["closed/accuracy"] = _percent([p["correct"] for p in closed])
+    if opened:
+        metrics["open/exact_match"] = _percent([p["correct"] for p in opened])
+        metrics["open/f1"] = _percent([p["f1"] for p in opened])
     by_type = defaultdict(list)
     for p in predictions:
         by_type[p["question_type"]].append(p["correct"])
     for question_type, correct in sorted(by_type.items()):
-        metrics[f"accuracy/{question_type}"] = 100.0 * sum(correct) / len(correct)
+        metrics[f"accuracy/{question_type}"] = _percent(correct)
     return metrics
+
+
+def _percent(values: list) -> float:
+    """Mean of booleans or fractions in [0, 1], as a percentage."""
+    return 100.0 * sum(values) / len(values)

@@ -1,4 +1,5 @@
-"""Perplexity of the reference response (rationale + answer, in the trained format) under the model."""
+"""Perplexity of the reference response (rationale + answer: the letter, or an open question's answer text; in
+the trained format) under the model."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from medvqa_rl.data.questions import gold_answer
 from medvqa_rl.models.supervised_stage import IGNORE_INDEX, SupervisedExample, TargetOnlyCollator
 from medvqa_rl.prompts import assistant_turn, chat_prompt, reference_completion
 
@@ -15,7 +17,7 @@ def reference_examples(processor, records: list[dict]) -> list[SupervisedExample
     """(image, chat prompt, reference turn) triples: the same texts SFT trains on and GRPO prompts with."""
     return [
         SupervisedExample(r["image"], chat_prompt(processor, r["question"], r["options"], r["image"]),
-                          assistant_turn(processor, reference_completion(r["rationale"], r["answer_label"])))
+                          assistant_turn(processor, reference_completion(r["rationale"], gold_answer(r))))
         for r in records
     ]
 

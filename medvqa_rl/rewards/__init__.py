@@ -1,13 +1,16 @@
-"""Reward functions for GRPO on 4-option medical VQA."""
+"""Reward functions for GRPO on medical VQA: multiple-choice (closed) and free-text (open) questions."""
 
 from medvqa_rl.rewards.accuracy import AccuracyReward
+from medvqa_rl.rewards.answer_f1 import OpenAnswerF1Reward
 from medvqa_rl.rewards.completion_parsing import (
     FORMAT_PATTERN,
+    answer_content,
     answer_letter,
     completion_text,
     is_well_formed,
     reasoning_text,
 )
+from medvqa_rl.rewards.correctness import answer_f1, is_correct, parsed_answer
 from medvqa_rl.rewards.format import FormatReward
 from medvqa_rl.rewards.length import CorrectnessWeightedLengthReward, ExtendedChainReward
 from medvqa_rl.rewards.semantic import SemanticAlignmentReward
@@ -18,9 +21,14 @@ __all__ = [
     "CorrectnessWeightedLengthReward",
     "ExtendedChainReward",
     "FormatReward",
+    "OpenAnswerF1Reward",
     "SemanticAlignmentReward",
+    "answer_content",
+    "answer_f1",
     "answer_letter",
     "completion_text",
+    "is_correct",
     "is_well_formed",
+    "parsed_answer",
     "reasoning_text",
 ]

@@ -1,28 +1,17 @@
-"""Accuracy reward: did the completion commit to the gold option letter?"""
+"""Accuracy reward: is the completion's answer right? A closed question by its option letter, an open one
+(no options) by normalised exact match of the answer text (medvqa_rl/rewards/correctness.py)."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from medvqa_rl.rewards.completion_parsing import answer_letter, completion_text
+from medvqa_rl.rewards.correctness import AnswerReward, is_correct
 
 
-class AccuracyReward:
-    """TRL reward function; returns 1.0 per completion whose answer matches the label, else 0.0.
+class AccuracyReward(AnswerReward):
+    """TRL reward function; returns 1.0 per completion whose answer is correct, else 0.0.
 
-    TRL logs it as `rewards/accuracy/mean`. Stateless so it pickles for multiprocessing.
+    TRL logs it as `rewards/accuracy/mean`. answer_text is needed only for open questions (TRL passes
+    every dataset column).
     """
 
     __name__ = "accuracy"
-
-    def __call__(
-        self,
-        completions: list[Any],
-        answer_label: list[str],
-        options: list[list[str]],
-        **kwargs: Any,
-    ) -> list[float]:
-        return [
-            1.0 if answer_letter(completion_text(c), opts) == label.strip().upper() else 0.0
-            for c, label, opts in zip(completions, answer_label, options, strict=True)
-        ]
+    score = staticmethod(is_correct)

@@ -78,6 +78,12 @@ def reasoning_text(text: str) -> str | None:
     return None if content is None else content.strip()
 
 
+def answer_content(text: str) -> str | None:
+    """Stripped content of the single `<answer>` block; None if absent, unclosed, repeated or empty."""
+    content = _single_block(text, "answer")
+    return None if content is None else (content.strip() or None)
+
+
 def _normalize_option(option: str) -> str:
     return option.strip().rstrip(".").strip().casefold()
 
@@ -88,11 +94,8 @@ def answer_letter(text: str, options: list[str]) -> str | None:
     Accepts a letter form (see `_LETTER_PATTERN`) or the exact text of one option
     (case-insensitive, trailing period ignored). Letters beyond `len(options)` are None.
     """
-    content = _single_block(text, "answer")
+    content = answer_content(text)
     if content is None:
-        return None
-    content = content.strip()
-    if not content:
         return None
     valid_letters = string.ascii_uppercase[: len(options)]
 

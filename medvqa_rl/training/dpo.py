@@ -1,8 +1,9 @@
 """The DPO baseline with TRL's DPOTrainer on the GRPO prompts.
 
-Pairs (one per training question): chosen = the reference rationale and the gold letter; rejected = the
+Pairs (one per training question): chosen = the reference rationale and the gold answer; rejected = the
 same rationale with the gold answer's text replaced by a wrong option's text, and that option's letter
-(see medvqa_rl.data.preferences). Both in the <think>/<answer> format.
+(an open question: another question's answer text; see medvqa_rl.data.preferences). Both in the
+<think>/<answer> format.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from datasets import Dataset
 from omegaconf import DictConfig
 from trl import DPOConfig, DPOTrainer
 
-from medvqa_rl.data.preferences import rejected_completion
+from medvqa_rl.data.preferences import rejected_completions
+from medvqa_rl.data.questions import gold_answer
 from medvqa_rl.prompts import prompt_messages, reference_completion
 from medvqa_rl.training.common import common_args, lora_config
 
@@ -20,11 +22,11 @@ def to_dpo_dataset(records: list[dict], seed: int) -> Dataset:
     return Dataset.from_list([
         {
             "prompt": prompt_messages(r["question"], r["options"]),
-            "chosen": [{"role": "assistant", "content": reference_completion(r["rationale"], r["answer_label"])}],
-            "rejected": [{"role": "assistant", "content": rejected_completion(r, seed)}],
+            "chosen": [{"role": "assistant", "content": reference_completion(r["rationale"], gold_answer(r))}],
+            "rejected": [{"role": "assistant", "content": rejected}],
             "image": r["image"],
         }
-        for r in records
+        for r, rejected in zip(records, rejected_completions(records, seed), strict=True)
     ])
 
 

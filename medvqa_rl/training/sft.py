@@ -1,7 +1,8 @@
 """Supervised fine-tuning baselines (LoRA or full) with TRL's SFTTrainer on the GRPO prompts.
 
-Target: the reference rationale and answer letter in the same <think>/<answer> format that GRPO rewards,
-as the assistant turn; the loss covers the completion only (TRL's prompt-completion default).
+Target: the reference rationale and answer (the letter; an open question's answer text) in the same
+<think>/<answer> format that GRPO rewards, as the assistant turn; the loss covers the completion only
+(TRL's prompt-completion default).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from datasets import Dataset
 from omegaconf import DictConfig
 from trl import SFTConfig, SFTTrainer
 
+from medvqa_rl.data.questions import gold_answer
 from medvqa_rl.prompts import prompt_messages, reference_completion
 from medvqa_rl.training.common import common_args, lora_config
 
@@ -18,7 +20,7 @@ def to_sft_dataset(records: list[dict]) -> Dataset:
     return Dataset.from_list([
         {
             "prompt": prompt_messages(r["question"], r["options"]),
-            "completion": [{"role": "assistant", "content": reference_completion(r["rationale"], r["answer_label"])}],
+            "completion": [{"role": "assistant", "content": reference_completion(r["rationale"], gold_answer(r))}],
             "image": r["image"],
         }
         for r in records

@@ -1,0 +1,62 @@
+"""Whether a completion answers its question: a closed one by its option letter, an open one (no options)
+by normalised exact match of the <answer> text. One rule for the rewards and the evaluation."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from medvqa_rl.rewards.completion_parsing import answer_content, answer_letter, completion_text
+from medvqa_rl.rewards.open_answer import exact_match, token_f1
+
+
+def parsed_answer(text: str, options: list[str]) -> str | None:
+    """The option letter a closed completion commits to, or an open completion's answer text; None if neither.
+
+    The tags are as strict for both: a missing, unclosed, repeated or empty <answer> block is None.
+    """
+    return answer_letter(text, options) if options else answer_content(text)
+
+
+def is_correct(text: str, options: list[str], answer_label: str, answer_text: str | None) -> bool:
+    """Closed: the committed letter is the label. Open: the answer equals answer_text after SQuAD normalisation."""
+    parsed = parsed_answer(text, options)
+    if parsed is None:
+        return False
+    if options:
+        return parsed == answer_label.strip().upper()
+    return exact_match(parsed, _reference(answer_text))
+
+
+def answer_f1(text: str, options: list[str], answer_label: str, answer_text: str | None) -> float:
+    """Open: token F1 (0-1) of the answer text against answer_text, 0 without an answer. Closed: 1.0 or 0.0 as
+    is_correct (a letter has no partial credit), so one function scores a mixed set."""
+    if options:
+        return float(is_correct(text, options, answer_label, answer_text))
+    parsed = answer_content(text)
+    return 0.0 if parsed is None else token_f1(parsed, _reference(answer_text))
+
+
+def _reference(answer_text: str | None) -> str:
+    if answer_text is None:  # a reward called without the answer_text column on an open question
+        raise ValueError("an open question (no options) is scored against its answer_text, which is missing")
+    return answer_text
+
+
+def score_completions(score, completions: list, answer_label: list[str], options: list[list[str]],
+                      answer_text: list[str] | None) -> list[float]:
+    """`score(text, options, answer_label, answer_text)` per TRL completion, as floats. answer_text may be
+    None (a caller without that column) when every question is closed."""
+    references = answer_text or [None] * len(completions)
+    return [float(score(completion_text(c), opts, label, reference))
+            for c, label, opts, reference in zip(completions, answer_label, options, references, strict=True)]
+
+
+class AnswerReward:
+    """Base of the TRL rewards that score each completion's answer with `score(text, options, answer_label,
+    answer_text)` (a staticmethod of the subclass). Stateless, so it pickles; subclasses set `__name__`."""
+
+    score: Callable[[str, list[str], str, str | None], float | bool]
+
+    def __call__(self, completions: list[Any], answer_label: list[str], options: list[list[str]],
+                 answer_text: list[str] | None = None, **kwargs: Any) -> list[float]:
+        return score_completions(self.score, completions, answer_label, options, answer_text)
