@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 
 from datasets import Dataset
 from omegaconf import OmegaConf
 
 from medvqa_rl.data import closed_vqa, pmc_vqa
+from medvqa_rl.data.record_cache import cached_splits
 from medvqa_rl.data.records import Records, records_dataset
 from medvqa_rl.data.sources import resolve_root
 from medvqa_rl.data.synthetic import make_split
@@ -22,12 +24,15 @@ LOADERS = {"pmc_vqa": pmc_vqa.load_splits, "vqa_rad": closed_vqa.load_splits, "p
            "slake": closed_vqa.load_splits}
 
 
-def load_splits(dataset_cfg, skipped: Counter | None = None) -> tuple[Sequence[dict], Sequence[dict]]:
+def load_splits(dataset_cfg, skipped: Counter | None = None,
+                cache_dir: str | Path | None = None) -> tuple[Sequence[dict], Sequence[dict]]:
     """(train, test) records in the shared schema (id, image, question, options, answer_label, ...).
 
     Synthetic: lists of dicts with PIL images, generated from the seed. Real datasets: validated first
     (medvqa_rl.data.validation; with dataset.on_bad_row=skip the skipped rows are counted into `skipped` as
     "<split>/<reason>"), then returned as Records, whose images stay encoded until a consumer uses them.
+    With a cache_dir (and dataset.cache true) the processed splits and counts come from the record cache
+    (medvqa_rl.data.record_cache), built on the first load.
     """
     if dataset_cfg.name == "synthetic":
         common = dict(seed=dataset_cfg.seed, image_size=dataset_cfg.image_size, option_order=dataset_cfg.option_order)
@@ -42,7 +47,10 @@ def load_splits(dataset_cfg, skipped: Counter | None = None) -> tuple[Sequence[d
         train, test = LOADERS[dataset_cfg.name](dataset_cfg, root, counts)
         return {"train": records_dataset(train), "test": records_dataset(test)}, counts
 
-    splits, counts = build()
+    if cache_dir is not None and settings.get("cache", True):
+        splits, counts = cached_splits(settings, root, cache_dir, build)
+    else:
+        splits, counts = build()
     if skipped is not None:
         skipped.update(counts)
     return Records(splits["train"]), Records(splits["test"])
