@@ -27,12 +27,19 @@ FEATURES = Features({
     "image": Image(),
 })
 _BATCH = 256  # rows per Arrow batch when iterating
+# Rows per Arrow chunk when building: one chunk's image bytes stay far below Arrow's 2 GB per binary array.
+_CHUNK = 1000
 
 
 def records_dataset(records: list[dict]) -> Dataset:
     """The Dataset of validated records whose `image` is encoded bytes (medvqa_rl.data.validation.validate)."""
     if records and set(records[0]) != set(FEATURES):  # a field the schema lacks would be dropped silently
         raise ValueError(f"record fields {sorted(records[0])} differ from the split schema {sorted(FEATURES)}")
+    return concatenate_datasets([_chunk(records[start:start + _CHUNK])
+                                 for start in range(0, max(len(records), 1), _CHUNK)])
+
+
+def _chunk(records: list[dict]) -> Dataset:
     columns = {name: [r[name] for r in records] for name in FEATURES}
     columns["image"] = [{"bytes": data, "path": None} for data in columns["image"]]
     return Dataset.from_dict(columns, features=FEATURES)
