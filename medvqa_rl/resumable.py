@@ -23,8 +23,9 @@ from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger(__name__)
 
-# Where a run's results go or how they are shown, not what they are: left out of the fingerprint.
-PRESENTATION_KEYS = ("wandb", "cache_dir", "sweep", "eval.progress")
+# Where a run's results go, how they are shown or whether its data comes from a cache, not what they are:
+# left out of the fingerprint.
+PRESENTATION_KEYS = ("wandb", "cache_dir", "sweep", "eval.progress", "dataset.cache")
 FAILURE_FILE = "failure.json"
 # Everything a run writes into its folder besides Hydra's .hydra/ (rewritten by every attempt).
 RECORD_FILES = ("metrics.json", "predictions.jsonl", "init_predictions.jsonl", "history.jsonl", "resolved_config.yaml",

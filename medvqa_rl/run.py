@@ -40,7 +40,7 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict:
     set_seed(cfg.seed)
 
     skipped = Counter()
-    train_records, test_records = load_splits(cfg.dataset, skipped)
+    train_records, test_records = load_splits(cfg.dataset, skipped, cfg.cache_dir)
     checkpoint = resolve_checkpoint(cfg.model_init, OmegaConf.to_container(cfg.tiny_model, resolve=True), cfg.cache_dir)
     model, processor = load_model_and_processor(checkpoint)
     # Rewards and judge before the init eval: a judge that cannot start should fail the run early.

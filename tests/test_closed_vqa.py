@@ -13,8 +13,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from omegaconf import OmegaConf
 from PIL import Image
 
+from medvqa_rl.data.record_cache import cache_digest
 from medvqa_rl.data.splits import load_splits
 from medvqa_rl.data.validation import BadRowsError
 from medvqa_rl.run import run
@@ -192,6 +194,10 @@ def test_one_grpo_step_on_the_vqa_rad_layout(tiny_cache, tmp_path):
     record = run(cfg, tmp_path / "run")
     assert record["train/steps"] == 1 and record["factor/dataset"] == "vqa_rad"
     assert record["data/skipped/train/open_question"] == 6 and record["data/skipped/test/open_question"] == 2
+    # The run stored its processed records in the record cache under cache_dir, counts included.
+    digest = cache_digest(OmegaConf.to_container(cfg.dataset, resolve=True), root)
+    entry = Path(tiny_cache) / "datasets" / f"vqa_rad-{digest}"
+    assert json.loads((entry / "skipped.json").read_text()) == {"test/open_question": 2, "train/open_question": 6}
     rows = [json.loads(line) for line in (tmp_path / "run" / "predictions.jsonl").read_text().splitlines()]
     assert len(rows) == 6 and all(r["options"] == ["yes", "no"] for r in rows)
     assert record["test/accuracy"] == 100.0 * sum(r["correct"] for r in rows) / 6

@@ -149,18 +149,45 @@ def test_unknown_on_bad_row_is_a_config_error(tmp_path):
         check_config(_cfg(tmp_path, "dataset.on_bad_row=ignore"))
 
 
-def test_one_grpo_step_on_the_pmc_vqa_layout(tiny_cache, tmp_path):
+def test_one_grpo_step_on_the_pmc_vqa_layout(tiny_cache, tmp_path, monkeypatch):
+    """The run reads its records from the record cache (built by an earlier load) and still reports the
+    rows skipped when the cache was built."""
+    import json
+    from collections import Counter
+
+    from medvqa_rl.data import splits
+
     root = write_pmc_vqa(tmp_path / "pmc", n_train=16, n_test=6,
                          edit=lambda rows: rows["test.csv"][1].update(Question=""))
     cfg = compose_config(SMALL_TINY + SMALL_RUN + [
         f"cache_dir={tiny_cache}", "dataset=pmc_vqa", f"dataset.path={root}", "dataset.train_size=16",
         "dataset.test_size=6", "dataset.on_bad_row=skip", "method.max_steps=1"])
+    load_splits(cfg.dataset, Counter(), cfg.cache_dir)
+
+    def must_not_run(*args):
+        raise AssertionError("the run validated the files again instead of reading the record cache")
+
+    monkeypatch.setitem(splits.LOADERS, "pmc_vqa", must_not_run)
     record = run(cfg, tmp_path / "run")
     assert record["train/steps"] == 1 and record["factor/dataset"] == "pmc_vqa"
     assert record["data/skipped/test/empty_question"] == 1
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["data/skipped/test/empty_question"] == 1
     assert 0.0 <= record["test/accuracy"] <= 100.0 and "test/perplexity" in record
     assert "test/similarity" not in record  # PMC-VQA has no reference rationale
     assert record["factor/judge"] == "none"  # the rule judge needs ground-truth findings
+
+
+@pytest.mark.parametrize("method", ["sft_lora", "dpo"])
+def test_one_sft_or_dpo_step_on_the_pmc_vqa_layout(method, tiny_cache, tmp_path):
+    """The baselines train on a real split's encoded images (TRL decodes them per row) and evaluate on it."""
+    root = write_pmc_vqa(tmp_path / "pmc", n_train=16, n_test=6)
+    cfg = compose_config(SMALL_TINY + [o for o in SMALL_RUN if not o.startswith("method.num_generations")] + [
+        f"cache_dir={tiny_cache}", f"method={method}", "dataset=pmc_vqa", f"dataset.path={root}",
+        "dataset.train_size=16", "dataset.test_size=6", "method.max_steps=1", "method.per_device_train_batch_size=8",
+        "eval.similarity_model=null"])
+    record = run(cfg, tmp_path / "run")
+    assert record["train/steps"] == 1 and record["factor/method"] == method
+    assert record["test/perplexity"] > 1.0 and 0.0 <= record["test/accuracy"] <= 100.0
 
 
 def test_hub_id_resolves_through_the_hub_cache_at_the_pinned_revision(tmp_path, monkeypatch):

@@ -31,7 +31,7 @@ from pathlib import Path
 import pandas as pd
 
 from medvqa_rl.data.questions import left_out_reason, loads
-from medvqa_rl.data.sources import ImageFiles, resolve_root
+from medvqa_rl.data.sources import ImageFiles
 from medvqa_rl.data.validation import normalise, validate
 
 log = logging.getLogger(__name__)
@@ -128,10 +128,9 @@ def read_slake_split(root: Path, file_name: str, questions: str, left_out: Count
     return candidates
 
 
-def load_splits(cfg, skipped: Counter | None = None) -> tuple[list[dict], list[dict]]:
-    """(train, test) validated records of dataset=vqa_rad|path_vqa|slake; left-out and skipped rows are
-    counted into `skipped` as <split>/<reason>."""
-    root = resolve_root(cfg.path, cfg.get("revision"))
+def load_splits(cfg, root: Path, skipped: Counter) -> tuple[list[dict], list[dict]]:
+    """(train, test) validated records (images encoded) of dataset=vqa_rad|path_vqa|slake under root; left-out
+    and skipped rows are counted into `skipped` as <split>/<reason>."""
     parquet_images = ParquetImages()
     folder_images = ImageFiles(root, folder="imgs", archive="imgs.zip") if cfg.name == "slake" else None
     splits = []
@@ -145,7 +144,6 @@ def load_splits(cfg, skipped: Counter | None = None) -> tuple[list[dict], list[d
         records, bad = validate(_subset(candidates, size, cfg.seed), images, cfg.on_bad_row, cfg.get("max_image_side"))
         log.info("%s %s: %d %s questions kept; left out %s", cfg.name, split, len(records), cfg.questions,
                  dict(left_out))
-        if skipped is not None:
-            skipped.update({f"{split}/{reason}": n for reason, n in (left_out + bad).items()})
+        skipped.update({f"{split}/{reason}": n for reason, n in (left_out + bad).items()})
         splits.append(records)
     return splits[0], splits[1]

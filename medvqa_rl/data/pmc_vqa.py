@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from medvqa_rl.data.sources import ImageFiles, resolve_root
+from medvqa_rl.data.sources import ImageFiles
 from medvqa_rl.data.validation import validate
 
 log = logging.getLogger(__name__)
@@ -61,15 +61,14 @@ def _candidate(row, source: str, line: int) -> dict:
     }
 
 
-def load_splits(cfg, skipped: Counter | None = None) -> tuple[list[dict], list[dict]]:
-    """(train, test) validated records; adds per-reason skip counts (prefixed train/ or test/) to `skipped`."""
-    root = resolve_root(cfg.path, cfg.get("revision"))
+def load_splits(cfg, root: Path, skipped: Counter) -> tuple[list[dict], list[dict]]:
+    """(train, test) validated records of the dataset under root (images encoded); adds per-reason skip counts
+    (prefixed train/ or test/) to `skipped`."""
     images = ImageFiles(root, folder="images", archive="images.zip")
     splits = []
     for split, file_name, size in (("train", cfg.train_file, cfg.train_size), ("test", cfg.test_file, cfg.test_size)):
         records, counts = validate(read_split(root, file_name, size, cfg.seed), images, cfg.on_bad_row,
                                    cfg.get("max_image_side"))
-        if skipped is not None:
-            skipped.update({f"{split}/{reason}": n for reason, n in counts.items()})
+        skipped.update({f"{split}/{reason}": n for reason, n in counts.items()})
         splits.append(records)
     return splits[0], splits[1]

@@ -14,8 +14,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Callable
 
-from PIL import Image
-
+from medvqa_rl.data.encoded_images import processed_image_bytes
 from medvqa_rl.data.questions import is_open
 from medvqa_rl.prompts import LETTERS
 
@@ -79,23 +78,25 @@ def _open_problem(record: dict) -> tuple[str, str] | None:
     return None
 
 
-def open_image(open_ref: Callable[[str], object], ref: str) -> tuple[Image.Image | None, tuple[str, str] | None]:
-    """(RGB image, None), or (None, (reason, detail)) when the file is missing or cannot be decoded."""
+def read_image(open_ref: Callable[[str], object], ref: str,
+               max_image_side: int | None = None) -> tuple[bytes | None, tuple[str, str] | None]:
+    """(the processed image encoded, None), or (None, (reason, detail)) when the file is missing or cannot
+    be decoded. Decoding it here is the check; what is kept is bytes (medvqa_rl/data/encoded_images.py)."""
     try:
         handle = open_ref(ref)
     except (FileNotFoundError, KeyError):
         return None, ("missing_image", f"image {ref!r} not found")
     try:
-        with handle, Image.open(handle) as image:
-            image.load()
-            return image.convert("RGB"), None
+        with handle:
+            return processed_image_bytes(handle.read(), max_image_side), None
     except Exception as error:  # PIL raises several types for a truncated or non-image file
         return None, ("corrupt_image", f"image {ref!r} cannot be read ({type(error).__name__}: {error})")
 
 
 def validate(candidates: list[dict], open_ref: Callable[[str], object], on_bad_row: str,
              max_image_side: int | None = None) -> tuple[list[dict], Counter]:
-    """Records with their images opened, and the count of skipped rows per reason.
+    """Records whose `image` is the checked image, RGB, shrunk to at most max_image_side pixels per side and
+    kept encoded (bytes); and the count of skipped rows per reason.
 
     Raises BadRowsError listing the first offending rows when on_bad_row="error".
     """
@@ -106,15 +107,13 @@ def validate(candidates: list[dict], open_ref: Callable[[str], object], on_bad_r
         problem = row_problem(candidate, seen_ids)
         image = None
         if problem is None:
-            image, problem = open_image(open_ref, candidate["image_ref"])
+            image, problem = read_image(open_ref, candidate["image_ref"], max_image_side)
         if problem is not None:
             bad.append(BadRow(candidate["source"], candidate["line"], *problem))
             if on_bad_row == "error" and len(bad) >= SHOWN:
                 break
             continue
         seen_ids.add(candidate["id"])
-        if max_image_side:
-            image.thumbnail((max_image_side, max_image_side))
         record = {k: v for k, v in candidate.items() if k not in ("source", "line", "image_ref")}
         kept.append(record | {"image": image})
     if bad and on_bad_row == "error":

@@ -30,11 +30,11 @@ def reference_perplexity(model, processor, records: list[dict], batch_size: int)
     records fit in one batch of one.
     """
     collate = TargetOnlyCollator(processor)
-    examples = reference_examples(processor, records)
     total_nll, total_tokens = 0.0, 0
     model.eval()
-    for start in range(0, len(examples), batch_size):
-        batch = collate(examples[start : start + batch_size])
+    for start in range(0, len(records), batch_size):
+        # Examples per batch: a real split's images are decoded for their batch only (medvqa_rl/data/records.py).
+        batch = collate(reference_examples(processor, records[start : start + batch_size]))
         labels = batch.pop("labels").to(model.device)
         logits = model(**{k: v.to(model.device) for k, v in batch.items()}).logits.float()
         shifted_logits, shifted_labels = logits[:, :-1], labels[:, 1:]

@@ -8,29 +8,31 @@ same rationale with the gold answer's text replaced by a wrong option's text, an
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from datasets import Dataset
 from omegaconf import DictConfig
 from trl import DPOConfig, DPOTrainer
 
 from medvqa_rl.data.preferences import rejected_completions
 from medvqa_rl.data.questions import gold_answer
+from medvqa_rl.data.splits import with_images
 from medvqa_rl.prompts import prompt_messages, reference_completion
 from medvqa_rl.training.common import common_args, lora_config
 
 
-def to_dpo_dataset(records: list[dict], seed: int) -> Dataset:
-    return Dataset.from_list([
+def to_dpo_dataset(records: Sequence[dict], seed: int) -> Dataset:
+    return with_images(records, [
         {
             "prompt": prompt_messages(r["question"], r["options"]),
             "chosen": [{"role": "assistant", "content": reference_completion(r["rationale"], gold_answer(r))}],
             "rejected": [{"role": "assistant", "content": rejected}],
-            "image": r["image"],
         }
         for r, rejected in zip(records, rejected_completions(records, seed), strict=True)
     ])
 
 
-def build_dpo_trainer(cfg: DictConfig, model, processor, train_records: list[dict], output_dir: str,
+def build_dpo_trainer(cfg: DictConfig, model, processor, train_records: Sequence[dict], output_dir: str,
                       report_to: str) -> DPOTrainer:
     args = DPOConfig(**common_args(cfg, output_dir, report_to), beta=cfg.method.beta, loss_type=["sigmoid"],
                      max_length=None)

@@ -7,27 +7,29 @@ Target: the reference rationale and answer (the letter; an open question's answe
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from datasets import Dataset
 from omegaconf import DictConfig
 from trl import SFTConfig, SFTTrainer
 
 from medvqa_rl.data.questions import gold_answer
+from medvqa_rl.data.splits import with_images
 from medvqa_rl.prompts import prompt_messages, reference_completion
 from medvqa_rl.training.common import common_args, lora_config
 
 
-def to_sft_dataset(records: list[dict]) -> Dataset:
-    return Dataset.from_list([
+def to_sft_dataset(records: Sequence[dict]) -> Dataset:
+    return with_images(records, [
         {
             "prompt": prompt_messages(r["question"], r["options"]),
             "completion": [{"role": "assistant", "content": reference_completion(r["rationale"], gold_answer(r))}],
-            "image": r["image"],
         }
         for r in records
     ])
 
 
-def build_sft_trainer(cfg: DictConfig, model, processor, train_records: list[dict], output_dir: str,
+def build_sft_trainer(cfg: DictConfig, model, processor, train_records: Sequence[dict], output_dir: str,
                       report_to: str) -> SFTTrainer:
     args = SFTConfig(**common_args(cfg, output_dir, report_to), completion_only_loss=True, max_length=None)
     return SFTTrainer(model=model, args=args, train_dataset=to_sft_dataset(train_records), processing_class=processor,
