@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from trl.data_utils import prepare_multimodal_messages
 
+from medvqa_rl.data.questions import gold_answer
+
 LETTERS = "ABCD"
 
 INSTRUCTION = "Reason in <think></think>, then give the letter in <answer></answer>."
@@ -28,6 +30,12 @@ def reference_completion(rationale: str, answer: str) -> str:
     """The target response of supervised tuning: the reference rationale, then the answer (the letter, or an
     open question's answer text: medvqa_rl.data.questions.gold_answer)."""
     return f"<think>{rationale}</think><answer>{answer}</answer>"
+
+
+def reference_response(record: dict) -> str:
+    """A record's target response: its reference rationale and gold answer, as SFT, DPO's chosen turn, the
+    perplexity metric and the tiny-instruct build all use it."""
+    return reference_completion(record["rationale"], gold_answer(record))
 
 
 def prompt_conversation(question: str, options: list[str], image) -> list[dict]:

@@ -8,16 +8,15 @@ import math
 import torch
 import torch.nn.functional as F
 
-from medvqa_rl.data.questions import gold_answer
 from medvqa_rl.models.supervised_stage import IGNORE_INDEX, SupervisedExample, TargetOnlyCollator
-from medvqa_rl.prompts import assistant_turn, chat_prompt, reference_completion
+from medvqa_rl.prompts import assistant_turn, chat_prompt, reference_response
 
 
 def reference_examples(processor, records: list[dict]) -> list[SupervisedExample]:
     """(image, chat prompt, reference turn) triples: the same texts SFT trains on and GRPO prompts with."""
     return [
         SupervisedExample(r["image"], chat_prompt(processor, r["question"], r["options"], r["image"]),
-                          assistant_turn(processor, reference_completion(r["rationale"], gold_answer(r))))
+                          assistant_turn(processor, reference_response(r)))
         for r in records
     ]
 

@@ -25,7 +25,7 @@ from filelock import FileLock
 from medvqa_rl.data.synthetic import make_split, report_text
 from medvqa_rl.models.supervised_stage import SupervisedExample, train_supervised
 from medvqa_rl.models.tiny_vlm import build_model, build_processor, train_tokenizer
-from medvqa_rl.prompts import assistant_turn, chat_prompt, question_text, reference_completion
+from medvqa_rl.prompts import assistant_turn, chat_prompt, question_text, reference_response
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def _build(spec: dict, root: Path) -> None:
 
     corpus = [report_text(r["findings"]) for r in captions]
     corpus += [question_text(r["question"], r["options"]) for r in instruct]
-    corpus += [reference_completion(r["rationale"], r["answer_label"]) for r in instruct]
+    corpus += [reference_response(r) for r in instruct]
     corpus += ["user\n", "assistant\n"] * len(instruct)  # the chat roles, as often as a prompt
     tokenizer = train_tokenizer(corpus, spec["vocab_size"])
     processor = build_processor(tokenizer, image_size, arch["patch_size"], arch["merge_size"])
@@ -79,7 +79,7 @@ def _build(spec: dict, root: Path) -> None:
 
     instruct_examples = [
         SupervisedExample(r["image"], chat_prompt(processor, r["question"], r["options"], r["image"]),
-                          assistant_turn(processor, reference_completion(r["rationale"], r["answer_label"])))
+                          assistant_turn(processor, reference_response(r)))
         for r in instruct
     ]
     losses = train_supervised(model, processor, instruct_examples, steps=ins["steps"], batch_size=ins["batch_size"],

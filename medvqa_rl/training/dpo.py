@@ -15,9 +15,8 @@ from omegaconf import DictConfig
 from trl import DPOConfig, DPOTrainer
 
 from medvqa_rl.data.preferences import rejected_completions
-from medvqa_rl.data.questions import gold_answer
 from medvqa_rl.data.splits import with_images
-from medvqa_rl.prompts import prompt_messages, reference_completion
+from medvqa_rl.prompts import prompt_messages, reference_response
 from medvqa_rl.training.common import common_args, lora_config
 
 
@@ -25,7 +24,7 @@ def to_dpo_dataset(records: Sequence[dict], seed: int) -> Dataset:
     return with_images(records, [
         {
             "prompt": prompt_messages(r["question"], r["options"]),
-            "chosen": [{"role": "assistant", "content": reference_completion(r["rationale"], gold_answer(r))}],
+            "chosen": [{"role": "assistant", "content": reference_response(r)}],
             "rejected": [{"role": "assistant", "content": rejected}],
         }
         for r, rejected in zip(records, rejected_completions(records, seed), strict=True)

@@ -13,9 +13,8 @@ from datasets import Dataset
 from omegaconf import DictConfig
 from trl import SFTConfig, SFTTrainer
 
-from medvqa_rl.data.questions import gold_answer
 from medvqa_rl.data.splits import with_images
-from medvqa_rl.prompts import prompt_messages, reference_completion
+from medvqa_rl.prompts import prompt_messages, reference_response
 from medvqa_rl.training.common import common_args, lora_config
 
 
@@ -23,7 +22,7 @@ def to_sft_dataset(records: Sequence[dict]) -> Dataset:
     return with_images(records, [
         {
             "prompt": prompt_messages(r["question"], r["options"]),
-            "completion": [{"role": "assistant", "content": reference_completion(r["rationale"], gold_answer(r))}],
+            "completion": [{"role": "assistant", "content": reference_response(r)}],
         }
         for r in records
     ])
