@@ -44,14 +44,15 @@ def candidate(dataset: str, question: str, answer: str, image_ref: str, image_ke
     """A candidate record: closed (two options) for a yes/no answer, else open. question_type None: "closed"
     or "open" (the parquet sets have no other type). The id hashes the image's identity (image_key) and
     the question: the same image and question twice is a duplicate."""
-    closed = normalise(answer) in YES_NO
+    normalised = normalise(answer)
+    closed = normalised in YES_NO
     key = hashlib.sha1(f"{image_key}\n{question.strip()}".encode()).hexdigest()[:12]
     return {
         "id": f"{dataset}-{key}",
         "question": question.strip(),
         "options": list(YES_NO) if closed else [],
-        "answer_label": "AB"[YES_NO.index(normalise(answer))] if closed else "",
-        "answer_text": normalise(answer) if closed else answer.strip(),
+        "answer_label": "AB"[YES_NO.index(normalised)] if closed else "",
+        "answer_text": normalised if closed else answer.strip(),
         "question_type": question_type or ("closed" if closed else "open"),
         "rationale": "",
         "source": source,
