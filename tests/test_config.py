@@ -12,6 +12,7 @@ from hydra.errors import ConfigCompositionException
 from medvqa_rl.config_checks import ConfigError, check_config
 from medvqa_rl.run import run
 from medvqa_rl.tracking import factor_choices
+from medvqa_rl.training.common import examples_per_step, max_steps
 
 from .conftest import CONF_DIR, compose_config
 
@@ -48,6 +49,15 @@ def test_defaults_compose_the_embedded_run():
     cfg = compose_config()
     assert [cfg[g].name for g in GROUPS] == ["instruct", "accuracy", "none", "grpo", "tiny", "synthetic", "grpo"]
     assert cfg.model_init.path is None  # the embedded tiny model
+
+
+def test_default_budgets_see_the_same_questions():
+    """The README's matched budget: each method's default max_steps shows the same number of questions."""
+    seen = {}
+    for method in options("method"):
+        cfg = compose_config([f"method={method}"])
+        seen[method] = max_steps(cfg) * examples_per_step(cfg.method)
+    assert len(set(seen.values())) == 1, seen
 
 
 def test_unknown_override_is_a_hydra_error():
