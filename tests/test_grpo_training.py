@@ -69,6 +69,7 @@ def test_bias_sets_the_trainer_arguments(bias, loss_type, scale_rewards, tmp_pat
     assert args.reward_weights == [1.0, 0.5]
     assert args.bf16 is False
     assert args.num_iterations == 1
+    assert args.cache_implementation == "static"
 
 
 def test_canary_grpo_learns_a_rewarded_letter(small_cfg, tmp_path):

@@ -43,6 +43,7 @@ def grpo_config(cfg: DictConfig, output_dir: str, report_to: str) -> GRPOConfig:
         num_generations=method.num_generations,
         num_iterations=method.num_iterations,
         max_completion_length=method.max_completion_length,
+        cache_implementation=method.cache_implementation,
         temperature=method.temperature,
         mask_truncated_completions=method.mask_truncated_completions,
         beta=method.beta,
