@@ -33,6 +33,9 @@ def test_deterministic():
 def test_prefix_stable_and_other_split_names(train):
     # Per-record seeding: a shorter split is a prefix of a longer one.
     assert all(_same(x, y) for x, y in zip(make_split("train", 10, seed=0), train))
+    # ...and its tail, drawn alone, is the same records (the tiny build draws only what it keeps).
+    tail = make_split("train", 200, seed=0, first=190)
+    assert len(tail) == 10 and all(_same(x, y) for x, y in zip(tail, train[190:], strict=True))
     inst = make_split("instruct", 20, seed=0)
     assert inst[0]["id"] == "synthetic-instruct-000000"
     train_bytes = {r["image"].tobytes() for r in train}

@@ -202,15 +202,16 @@ def render_image(findings: dict, rng: np.random.Generator, image_size: int = 64)
 # -------------------------------------------------------------------- split --
 
 def make_split(split: str, n: int, seed: int, image_size: int = 64,
-               option_order: str = "fixed") -> list[dict]:
-    """Build `n` records for `split` ("train", "test", or any other name)."""
+               option_order: str = "fixed", first: int = 0) -> list[dict]:
+    """Build `n` records for `split` ("train", "test", or any other name), or only its records from index
+    `first` on: each index is drawn on its own, so they equal the same records of the whole split."""
     if n <= 0:
         raise ValueError(f"dataset size must be positive, got {n}")
     if option_order not in OPTION_ORDERS:
         raise ValueError(f"option_order must be one of {OPTION_ORDERS}, got {option_order!r}")
     split_key = zlib.crc32(split.encode())
     records = []
-    for i in range(n):
+    for i in range(first, n):
         rng = np.random.default_rng([seed, split_key, i])
         findings = _sample_findings(rng)
         qtype = QUESTION_TYPES[int(rng.integers(len(QUESTION_TYPES)))]

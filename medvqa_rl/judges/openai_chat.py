@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 
-import openai
-
 from medvqa_rl.judges.base import Judge, JudgeError, JudgeItem, render_prompt, yes_no_verdict
 
 
@@ -32,7 +30,10 @@ class OpenAIJudge(Judge):
                                  "(set it, or judge.api_key_env=null for a server without keys)")
         self.model, self.template, self.system_prompt = model, template, system_prompt
         self.concurrency, self.max_tokens = concurrency, max_tokens
+        import openai  # here, not at module level: importing it costs every run ~1 s, and only this judge needs it
+
         self._client = openai.OpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=max_retries)
+        self._client_error = openai.OpenAIError
 
     def __repr__(self) -> str:  # never show the client (it holds the key)
         return f"OpenAIJudge(model={self.model!r})"
@@ -48,6 +49,6 @@ class OpenAIJudge(Judge):
         try:
             response = self._client.chat.completions.create(
                 model=self.model, messages=messages, max_tokens=self.max_tokens, temperature=0.0)
-        except openai.OpenAIError as error:  # raised after the client's own retries
+        except self._client_error as error:  # raised after the client's own retries
             return error
         return yes_no_verdict(response.choices[0].message.content or "")

@@ -96,7 +96,7 @@ def _instruct_records(n: int, shuffled_fraction: float, seed: int, image_size: i
     """
     m = round(n * shuffled_fraction)
     shuffled = make_split("instruct", m, seed, image_size, option_order="shuffled") if m else []
-    return shuffled + make_split("instruct", n, seed, image_size, option_order="fixed")[m:]
+    return shuffled + make_split("instruct", n, seed, image_size, option_order="fixed", first=m)
 
 
 def _vary_rationale_length(records: list[dict], verbose_fraction: float, seed: int) -> list[dict]:
