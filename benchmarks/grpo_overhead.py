@@ -67,6 +67,7 @@ def bare_trl_trainer(checkpoint: str, records: list[dict], cfg, output_dir: str)
         output_dir=output_dir, seed=cfg.seed, max_steps=m.max_steps, learning_rate=m.learning_rate,
         warmup_steps=m.warmup_steps, per_device_train_batch_size=m.per_device_train_batch_size,
         num_generations=m.num_generations, max_completion_length=m.max_completion_length,
+        cache_implementation=m.cache_implementation,
         temperature=m.temperature, mask_truncated_completions=m.mask_truncated_completions, beta=m.beta,
         loss_type=cfg.bias.loss_type, scale_rewards=cfg.bias.scale_rewards, reward_weights=[1.0, 0.5],
         bf16=False, gradient_checkpointing=False, logging_steps=m.logging_steps, save_strategy="no",
