@@ -15,12 +15,11 @@ from pathlib import Path
 import torch
 from datasets import Dataset
 from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 from transformers import AutoModelForImageTextToText, AutoProcessor, TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 
-from medvqa_rl.data.splits import load_splits, to_trl_dataset
-from medvqa_rl.models.loading import load_model_and_processor, resolve_checkpoint
+from medvqa_rl.data.splits import load_splits
+from medvqa_rl.models.loading import init_checkpoint, load_model_and_processor
 from medvqa_rl.training.grpo import build_grpo_trainer, reward_functions
 
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
@@ -85,7 +84,7 @@ def main() -> None:
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
         cfg = compose("config", overrides=[f"method.max_steps={args.steps + 1}", "wandb.mode=disabled"])
     train, _ = load_splits(cfg.dataset)
-    checkpoint = resolve_checkpoint(cfg.model_init, OmegaConf.to_container(cfg.tiny_model, resolve=True), cfg.cache_dir)
+    checkpoint = init_checkpoint(cfg)
 
     times = {"ours": [], "bare": []}
     for round_ in range(args.rounds):

@@ -17,11 +17,10 @@ from pathlib import Path
 
 from grpo_overhead import StepTimer
 from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from medvqa_rl.data.splits import load_splits
-from medvqa_rl.models.loading import load_model_and_processor, resolve_checkpoint
+from medvqa_rl.models.loading import load_init
 from medvqa_rl.training.grpo import build_grpo_trainer, reward_functions
 
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
@@ -54,8 +53,7 @@ def measure(judge: str, args, extra: list[str]) -> dict:
         cfg = compose("config", overrides=["reward=semantic", f"judge={judge}", f"method.max_steps={args.steps + 1}",
                                            "wandb.mode=disabled", *extra])
     train, _ = load_splits(cfg.dataset)
-    checkpoint = resolve_checkpoint(cfg.model_init, OmegaConf.to_container(cfg.tiny_model, resolve=True), cfg.cache_dir)
-    model, processor = load_model_and_processor(checkpoint)
+    model, processor, _ = load_init(cfg)
     rewards = reward_functions(cfg, processor.tokenizer)
     timed = TimedReward(rewards[2])
     rewards[2] = timed
@@ -81,9 +79,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as directory:
         with initialize_config_dir(config_dir=CONF, version_base="1.3"):
             cfg = compose("config")
-        checkpoint = resolve_checkpoint(cfg.model_init, OmegaConf.to_container(cfg.tiny_model, resolve=True),
-                                        cfg.cache_dir)
-        _, processor = load_model_and_processor(checkpoint)
+        _, processor, _ = load_init(cfg)
         path, params = build_hf_judge_checkpoint(processor.tokenizer, args.hf_layers, args.hf_hidden, directory)
         # The policy's tiny tokenizer splits " Yes"/" No" into a shared leading space: use the bare words.
         rows.append(measure("hf", args, [f"judge.model={path}", f"judge.batch_size={args.hf_batch_size}",

@@ -13,26 +13,10 @@ import torch
 
 from medvqa_rl.data.synthetic import make_split
 from medvqa_rl.evaluation import generate_greedy
+from medvqa_rl.models.init_probe import probe_completions
 from medvqa_rl.models.loading import load_model_and_processor
-from medvqa_rl.prompts import LETTERS, prompt_conversation
-from medvqa_rl.rewards import answer_letter, is_well_formed, reasoning_text
-
-
-def named_option(text: str, options: list[str]) -> str | None:
-    """The option the reasoning ends with (the synthetic rationales end with the finding); longest wins,
-    so "very large" is not read as "large"."""
-    reasoning = (reasoning_text(text) or "").strip()
-    named = [o for o in options if reasoning == o or reasoning.endswith(" " + o)]
-    return max(named, key=len) if named else None
-
-
-def reasoning_names_answer(text: str, record: dict) -> bool:
-    return named_option(text, record["options"]) == record["answer_text"]
-
-
-def letter_follows_reasoning(text: str, record: dict) -> bool:
-    named, letter = named_option(text, record["options"]), answer_letter(text, record["options"])
-    return named is not None and letter is not None and record["options"][LETTERS.index(letter)] == named
+from medvqa_rl.prompts import prompt_conversation
+from medvqa_rl.rewards import answer_letter
 
 
 def main() -> None:
@@ -45,11 +29,8 @@ def main() -> None:
     model, processor = load_model_and_processor(args.checkpoint)
     records = make_split("test", args.n, seed=0)
     greedy = [text for text, _ in generate_greedy(model, processor, records, 100, 24)]
-    n = len(records)
-    print(f"greedy accuracy {100 * sum(answer_letter(t, r['options']) == r['answer_label'] for t, r in zip(greedy, records)) / n:.1f}%")
-    print(f"format {100 * sum(map(is_well_formed, greedy)) / n:.1f}%")
-    print(f"reasoning names answer {100 * sum(reasoning_names_answer(t, r) for t, r in zip(greedy, records)) / n:.1f}%")
-    print(f"letter follows reasoning {100 * sum(letter_follows_reasoning(t, r) for t, r in zip(greedy, records)) / n:.1f}%")
+    for key, value in probe_completions(greedy, records).items():
+        print(f"{key.replace('_', ' ')} {value:.1f}%")
     for t in greedy[:5]:
         print("  ", repr(t))
     hits, any_hit = 0, 0

@@ -8,14 +8,14 @@ from collections import Counter
 from pathlib import Path
 
 from accelerate import PartialState
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from transformers import set_seed
 
 from medvqa_rl.config_checks import check_config
 from medvqa_rl.data.splits import load_splits
 from medvqa_rl.evaluation import ReasoningSimilarity, evaluate
 from medvqa_rl.judges.selection import evaluation_judge
-from medvqa_rl.models.loading import load_model_and_processor, resolve_checkpoint
+from medvqa_rl.models.loading import load_init
 from medvqa_rl.resumable import config_fingerprint
 from medvqa_rl.run_record import package_versions, write_jsonl, write_metrics, write_resolved_config
 from medvqa_rl.tracking import factor_choices, finish_wandb, predictions_table, start_wandb
@@ -41,8 +41,7 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict:
 
     skipped = Counter()
     train_records, test_records = load_splits(cfg.dataset, skipped, cfg.cache_dir)
-    checkpoint = resolve_checkpoint(cfg.model_init, OmegaConf.to_container(cfg.tiny_model, resolve=True), cfg.cache_dir)
-    model, processor = load_model_and_processor(checkpoint)
+    model, processor, checkpoint = load_init(cfg)
     # Rewards and judge before the init eval: a judge that cannot start should fail the run early.
     rewards = reward_functions(cfg, processor.tokenizer) if cfg.method.trainer == "grpo" else []
     main_process = PartialState().is_main_process

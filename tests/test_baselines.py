@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from medvqa_rl.data.preferences import rejected_completion
 from medvqa_rl.data.splits import load_splits
 from medvqa_rl.data.synthetic import make_split
 from medvqa_rl.evaluation import reference_perplexity
-from medvqa_rl.models.loading import load_model_and_processor, resolve_checkpoint
+from medvqa_rl.models.loading import load_init
 from medvqa_rl.prompts import reference_completion
 from medvqa_rl.rewards import answer_letter
 from medvqa_rl.run import run
@@ -35,8 +34,7 @@ def _cfg(tiny_cache, method, *overrides):
 
 def _trainer(cfg, tmp_path):
     train, test = load_splits(cfg.dataset)
-    checkpoint = resolve_checkpoint(cfg.model_init, OmegaConf.to_container(cfg.tiny_model, resolve=True), cfg.cache_dir)
-    model, processor = load_model_and_processor(checkpoint)
+    model, processor, _ = load_init(cfg)
     return build_trainer(cfg, model, processor, [], train, str(tmp_path / "trainer"), report_to="none"), processor, test
 
 

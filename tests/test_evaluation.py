@@ -7,12 +7,11 @@ import math
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from medvqa_rl.data.synthetic import make_split
 from medvqa_rl.evaluation import ReasoningSimilarity, evaluate, reference_perplexity, summarize
 from medvqa_rl.judges import RuleJudge
-from medvqa_rl.models.loading import load_model_and_processor, resolve_checkpoint
+from medvqa_rl.models.loading import load_init
 from medvqa_rl.prompts import assistant_turn, prompt_messages, reference_completion
 
 
@@ -41,8 +40,8 @@ def instruct_model(tiny_cache):
     from .conftest import SMALL_TINY, compose_config
 
     cfg = compose_config(SMALL_TINY + [f"cache_dir={tiny_cache}"])
-    checkpoint = resolve_checkpoint(cfg.model_init, OmegaConf.to_container(cfg.tiny_model, resolve=True), tiny_cache)
-    return load_model_and_processor(checkpoint)
+    model, processor, _ = load_init(cfg)
+    return model, processor
 
 
 def _direct_nll(model, processor, record) -> tuple[float, int]:

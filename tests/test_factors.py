@@ -10,7 +10,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from medvqa_rl.data.splits import load_splits
-from medvqa_rl.models.loading import load_model_and_processor, resolve_checkpoint
+from medvqa_rl.models.loading import load_init
 from medvqa_rl.training.grpo import build_grpo_trainer, reward_functions
 
 from .conftest import ONE_STEP_RUN, SMALL_RUN, SMALL_TINY, cli, compose_config
@@ -22,8 +22,7 @@ def test_bias_reaches_the_trainer(bias, loss_type, scale_rewards, small_cfg, tmp
     cfg = compose_config(SMALL_TINY + SMALL_RUN + [f"cache_dir={small_cfg.cache_dir}", f"bias={bias}",
                                                     "reward=semantic", "length_reward=cwr"])
     train, _ = load_splits(cfg.dataset)
-    checkpoint = resolve_checkpoint(cfg.model_init, OmegaConf.to_container(cfg.tiny_model, resolve=True), cfg.cache_dir)
-    model, processor = load_model_and_processor(checkpoint)
+    model, processor, _ = load_init(cfg)
     trainer = build_grpo_trainer(cfg, model, processor, reward_functions(cfg, processor.tokenizer),
                                  train, str(tmp_path / "trainer"), report_to="none")
     assert (trainer.loss_type, trainer.scale_rewards, trainer.beta) == (loss_type, scale_rewards, 0.1)

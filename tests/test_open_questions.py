@@ -214,17 +214,15 @@ def test_evaluate_scores_open_rows_by_exact_match_and_f1(tmp_path, monkeypatch):
 def test_perplexity_of_open_reference_answers(tiny_cache, tmp_path):
     import math
 
-    from omegaconf import OmegaConf
 
     from medvqa_rl.evaluation import reference_perplexity
     from medvqa_rl.evaluation.perplexity import reference_examples
-    from medvqa_rl.models.loading import load_model_and_processor, resolve_checkpoint
+    from medvqa_rl.models.loading import load_init
 
     from .conftest import SMALL_TINY
 
     cfg = compose_config(SMALL_TINY + [f"cache_dir={tiny_cache}"])
-    model, processor = load_model_and_processor(
-        resolve_checkpoint(cfg.model_init, OmegaConf.to_container(cfg.tiny_model, resolve=True), tiny_cache))
+    model, processor, _ = load_init(cfg)
     _, test, _ = _load("vqa_rad", write_parquet_layout(tmp_path / "rad"), "dataset.questions=all")
     assert reference_examples(processor, test)[3].target.startswith("<think></think><answer>left lung</answer>")
     value = reference_perplexity(model, processor, test, batch_size=3)

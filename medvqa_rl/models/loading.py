@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from omegaconf import DictConfig, OmegaConf
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from medvqa_rl.models.tiny_inits import tiny_checkpoint
@@ -23,3 +24,15 @@ def load_model_and_processor(checkpoint: str, dtype: torch.dtype = torch.float32
     processor.tokenizer.padding_side = "left"
     model = AutoModelForImageTextToText.from_pretrained(checkpoint, dtype=dtype)
     return model, processor
+
+
+def init_checkpoint(cfg: DictConfig) -> str:
+    """The run's init checkpoint: model_init on its family, or the embedded tiny model of that stage."""
+    return resolve_checkpoint(cfg.model_init, OmegaConf.to_container(cfg.tiny_model, resolve=True), cfg.cache_dir)
+
+
+def load_init(cfg: DictConfig):
+    """The run's init, loaded: (model, processor, checkpoint)."""
+    checkpoint = init_checkpoint(cfg)
+    model, processor = load_model_and_processor(checkpoint)
+    return model, processor, checkpoint

@@ -1,13 +1,18 @@
-"""The embedded tiny base and tiny instruct checkpoints, built once per config and cached on disk.
+"""The embedded tiny base and tiny instruct checkpoints: built from the recipe, cached on disk, or shipped.
 
 tiny base     = a tiny VLM pretrained on image -> report text only (no chat, no question format).
-tiny instruct = tiny base + a short instruction tuning on a separate question split (its own images)
-                whose options are shuffled for a fraction of the questions: a distribution unlike the
-                test set's fixed per-type order. It answers in format and its reasoning usually names
-                the right finding, while its final letter follows that reasoning only part of the time
-                and with little confidence - the room GRPO works in. A fraction of its rationales open
-                with a neutral phrase, so like a real instruct model it reasons at more than one length
-                and a length reward has within-group differences to act on.
+tiny instruct = tiny base + a short instruction tuning on a separate question split (its own images).
+                Its reasoning usually names the right finding, but a little over half of its training
+                answers slip to the next option's letter (a consistent off-by-one misreading of the option
+                list), so its greedy letter follows its reasoning only part of the time, while the letter
+                is always a function of the finding the reasoning names: the room GRPO works in, and a
+                signal it can use on any machine. (Shuffled options, the earlier recipe, made that
+                dependence a matter of build luck: one machine's build gained 16 points, another's none.)
+                A fraction of its rationales open with a neutral phrase, so like a real instruct model it
+                reasons at more than one length and a length reward has within-group differences to act on.
+
+The checkpoints built from the default config ship with the package (medvqa_rl/models/shipped_tiny.py); any
+other tiny_model config is built here and cached under cache_dir, keyed by the config and RECIPE_VERSION.
 """
 
 from __future__ import annotations
@@ -23,30 +28,43 @@ from pathlib import Path
 from filelock import FileLock
 
 from medvqa_rl.data.synthetic import make_split, report_text
+from medvqa_rl.models.init_probe import probe_init
+from medvqa_rl.models.shipped_tiny import shipped_checkpoint
 from medvqa_rl.models.supervised_stage import SupervisedExample, train_supervised
 from medvqa_rl.models.tiny_vlm import build_model, build_processor, train_tokenizer
-from medvqa_rl.prompts import assistant_turn, chat_prompt, question_text, reference_response
+from medvqa_rl.prompts import LETTERS, assistant_turn, chat_prompt, question_text, reference_response
 
 log = logging.getLogger(__name__)
 
 STAGES = ("base", "instruct")
 # Bump when the generator or the build recipe changes, so stale caches are not reused.
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 CAPTION_PROMPT = "<|vision_start|><|image_pad|><|vision_end|>"
 VERBOSE_OPENING = "in the image, "
+BUILD_LOG = "build.json"
+PROBE_QUESTIONS = 200  # held-out questions ("probe" split) the built instruct is probed on
 
 
 def tiny_checkpoint(stage: str, spec: dict, cache_dir: str | Path) -> Path:
-    """Path of the tiny ``stage`` checkpoint for ``spec`` (the config's tiny_model), building it if missing."""
+    """Path of the tiny ``stage`` checkpoint for ``spec`` (the config's tiny_model): the one shipped with the
+    package when ``spec`` is the config it was built from, else a build cached under ``cache_dir``."""
     if stage not in STAGES:
         raise ValueError(f"model_init.name must be one of {STAGES} for the embedded tiny model, got {stage!r}")
+    shipped = shipped_checkpoint(stage, cache_key(spec))
+    if shipped is not None:
+        return shipped
+    return built_root(spec, cache_dir) / stage
+
+
+def built_root(spec: dict, cache_dir: str | Path) -> Path:
+    """The cache folder holding base/ and instruct/ built from ``spec``, building them if missing."""
     root = Path(cache_dir).expanduser() / f"tiny-{cache_key(spec)}"
     root.mkdir(parents=True, exist_ok=True)
     # One builder at a time: parallel sweep jobs wait for the first to finish, then reuse its result.
     with FileLock(str(root / ".lock")):
         if not (root / "instruct" / "config.json").exists():
             _build(spec, root)
-    return root / stage
+    return root
 
 
 def cache_key(spec: dict) -> str:
@@ -58,8 +76,8 @@ def _build(spec: dict, root: Path) -> None:
     seed, image_size, arch = spec["seed"], spec["image_size"], spec["arch"]
     pre, ins = spec["pretrain"], spec["instruct"]
     captions = make_split("pretrain", pre["examples"], seed, image_size)
-    instruct = _vary_rationale_length(_instruct_records(ins["examples"], ins["shuffled_fraction"], seed, image_size),
-                                      ins["verbose_fraction"], seed)
+    instruct = _instruct_records(ins["examples"], ins["shuffled_fraction"], seed, image_size)
+    instruct = _slip_letters(_vary_rationale_length(instruct, ins["verbose_fraction"], seed), ins["slip_fraction"], seed)
 
     corpus = [report_text(r["findings"]) for r in captions]
     corpus += [question_text(r["question"], r["options"]) for r in instruct]
@@ -72,9 +90,9 @@ def _build(spec: dict, root: Path) -> None:
     caption_examples = [
         SupervisedExample(r["image"], CAPTION_PROMPT, report_text(r["findings"]) + "<|endoftext|>") for r in captions
     ]
-    losses = train_supervised(model, processor, caption_examples, steps=pre["steps"], batch_size=pre["batch_size"],
-                              learning_rate=pre["learning_rate"], seed=seed)
-    log.info("tiny base: caption loss %.3f -> %.3f", losses[0], losses[-1])
+    caption_losses = train_supervised(model, processor, caption_examples, steps=pre["steps"],
+                                      batch_size=pre["batch_size"], learning_rate=pre["learning_rate"], seed=seed)
+    log.info("tiny base: caption loss %.3f -> %.3f", caption_losses[0], caption_losses[-1])
     _save(model, processor, root / "base")
 
     instruct_examples = [
@@ -82,10 +100,24 @@ def _build(spec: dict, root: Path) -> None:
                           assistant_turn(processor, reference_response(r)))
         for r in instruct
     ]
-    losses = train_supervised(model, processor, instruct_examples, steps=ins["steps"], batch_size=ins["batch_size"],
-                              learning_rate=ins["learning_rate"], seed=seed)
-    log.info("tiny instruct: instruction loss %.3f -> %.3f", losses[0], losses[-1])
+    instruct_losses = train_supervised(model, processor, instruct_examples, steps=ins["steps"],
+                                       batch_size=ins["batch_size"], learning_rate=ins["learning_rate"], seed=seed)
+    log.info("tiny instruct: instruction loss %.3f -> %.3f", instruct_losses[0], instruct_losses[-1])
+    probe = probe_init(model, processor, make_split("probe", PROBE_QUESTIONS, seed, image_size))
+    log.info("tiny instruct probe on %d held-out questions: %s", PROBE_QUESTIONS,
+             ", ".join(f"{k} {v:.1f}%" for k, v in probe.items()))
     _save(model, processor, root / "instruct")
+    (root / BUILD_LOG).write_text(json.dumps({
+        "caption_loss": [caption_losses[0], caption_losses[-1]],
+        "instruction_loss": [instruct_losses[0], instruct_losses[-1]],
+        f"instruct_probe_{PROBE_QUESTIONS}": probe,
+    }, indent=2))
+
+
+def read_build_log(root: Path) -> dict:
+    """What the build of ``root`` recorded: first/last training losses of each stage, the instruct's probe."""
+    path = Path(root) / BUILD_LOG
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def _instruct_records(n: int, shuffled_fraction: float, seed: int, image_size: int) -> list[dict]:
@@ -104,6 +136,18 @@ def _vary_rationale_length(records: list[dict], verbose_fraction: float, seed: i
     rng = random.Random(f"verbose:{seed}")
     return [{**r, "rationale": VERBOSE_OPENING + r["rationale"]} if rng.random() < verbose_fraction else r
             for r in records]
+
+
+def _slip_letters(records: list[dict], slip_fraction: float, seed: int) -> list[dict]:
+    """Gives a seeded slip_fraction of the records the letter of the option after the right one (the last
+    option slips to the first): the reasoning still names the right finding, the letter misreads the list.
+
+    The slipped letter is a function of the finding, like the right one, so the instruct's letter always
+    depends on what its reasoning says; with slip_fraction just over one half it prefers the neighbour.
+    """
+    rng = random.Random(f"slip:{seed}")
+    return [{**r, "answer_label": LETTERS[(LETTERS.index(r["answer_label"]) + 1) % len(r["options"])]}
+            if rng.random() < slip_fraction else r for r in records]
 
 
 def _save(model, processor, target: Path) -> None:
