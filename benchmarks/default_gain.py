@@ -36,7 +36,7 @@ def one_run(seed: int, build: str, args) -> dict:
     metrics = json.loads((run_dir / "metrics.json").read_text())
     init, final = metrics["init/test/accuracy"], metrics["test/accuracy"]
     return {"build": build, "seed": seed, "init_accuracy": init, "accuracy": final, "gain": final - init,
-            "wall_s": round(wall), "checkpoint": metrics["checkpoint"]}
+            "wall_s": round(wall)}
 
 
 def main() -> None:
@@ -54,11 +54,13 @@ def main() -> None:
     # A fresh build is made once, by the first run that needs it; the others wait on its file lock.
     with ThreadPoolExecutor(args.jobs) as pool:
         rows = list(pool.map(lambda point: one_run(*point, args), points))
-    runs = pd.DataFrame(rows)
+    runs = pd.DataFrame(rows).round(1)
     summary = runs.groupby("build", sort=False)["gain"].agg(["mean", "min", "max", "count"]).round(1)
     text = (f"Embedded default, `python -m medvqa_rl seed=S` ({' '.join(args.overrides) or 'no other overrides'}); "
-            f"greedy accuracy on the 1,000 synthetic test questions, percent.\n\n"
-            f"{runs.drop(columns='checkpoint').round(1).to_markdown(index=False)}\n\n"
+            f"greedy accuracy on the 1,000 synthetic test questions, percent. {args.jobs} run(s) at once with "
+            f"{args.threads} torch thread(s) each: wall_s is one run's wall time under that load, not a lone run's "
+            f"(a fresh build's first run includes the build unless it was cached in {args.cache}).\n\n"
+            f"{runs.to_markdown(index=False)}\n\n"
             f"Gain per build (points):\n\n{summary.to_markdown()}\n")
     print(text)
     if args.out is not None:

@@ -11,13 +11,15 @@ from omegaconf import OmegaConf
 from medvqa_rl.data.splits import load_splits
 from medvqa_rl.evaluation import generate_greedy
 from medvqa_rl.models.loading import load_init
+from medvqa_rl.prompts import chat_prompt
 from medvqa_rl.rewards import answer_letter, completion_text
 from medvqa_rl.training.grpo import build_grpo_trainer, grpo_config, reward_functions
 
 from .conftest import compose_config
 
-# Points of greedy accuracy the canary run must gain (on the machines tried, 40 steps gain CANARY_CALIBRATION).
-CANARY_MIN_GAIN = 5.0
+# How much 50 default GRPO steps must raise the right letter's probability on the shipped init (measured: +0.12
+# at seed 0, 1 thread; the same run scoring each completion against the next prompt's answer: -0.04).
+CANARY_MIN_RISE = 0.05
 
 
 class TargetLetterReward:
@@ -101,23 +103,32 @@ def test_canary_grpo_learns_a_rewarded_letter(small_cfg, tmp_path):
     assert final[target] / len(test) >= 0.8, (target, initial, final)
 
 
-def greedy_accuracy(model, processor, records) -> float:
-    texts = [t for t, _ in generate_greedy(model, processor, records, batch_size=100, max_new_tokens=20)]
-    return 100 * sum(answer_letter(t, r["options"]) == r["answer_label"] for t, r in zip(texts, records)) / len(records)
+@torch.no_grad()
+def right_letter_probability(model, processor, records) -> float:
+    """Mean probability of the gold letter right after the reference reasoning, teacher-forced:
+    P(letter | image, question, <think>rationale</think><answer>)."""
+    tokenizer = processor.tokenizer
+    texts = [chat_prompt(processor, r["question"], r["options"], r["image"]) + f"<think>{r['rationale']}</think><answer>"
+             for r in records]
+    batch = processor(text=texts, images=[[r["image"]] for r in records], padding=True, padding_side="left",
+                      return_tensors="pt")
+    model.eval()
+    probs = model(**batch).logits[:, -1].float().softmax(-1)
+    gold = torch.tensor([tokenizer.convert_tokens_to_ids(r["answer_label"]) for r in records])
+    return probs[torch.arange(len(records)), gold].mean().item()
 
 
-def test_canary_grpo_learns_accuracy_from_the_shipped_init(tmp_path):
-    """The default recipe (shipped tiny instruct, accuracy + format rewards, default GRPO settings) on a third
-    of the default budget: greedy accuracy on 200 held-out questions rises. A reward scored against the wrong
-    rows, a flipped advantage or a dropped reward leaves it flat or lowers it."""
-    cfg = compose_config(["dataset.train_size=320", "dataset.test_size=200", "method.max_steps=40",
+def test_canary_grpo_raises_the_right_letter_on_the_shipped_init(tmp_path):
+    """The default recipe (shipped tiny instruct, accuracy + format rewards, default GRPO settings) for 50
+    steps raises the probability of the right letter after the right reasoning, the behaviour the accuracy
+    reward pays for. A reward scored against the wrong rows, a flipped advantage or a dropped reward leaves
+    it flat or lowers it."""
+    cfg = compose_config(["dataset.train_size=400", "dataset.test_size=200", "method.max_steps=50",
                           "wandb.mode=disabled"])
     _, test = load_splits(cfg.dataset)
     trainer = _trainer(cfg, tmp_path)
     model, processor = trainer.model, trainer.processing_class
-    before = greedy_accuracy(model, processor, test)
+    before = right_letter_probability(model, processor, test)
     trainer.train()
-    after = greedy_accuracy(model, processor, test)
-    rewards = [e["rewards/accuracy/mean"] for e in trainer.state.log_history if "rewards/accuracy/mean" in e]
-    assert after - before >= CANARY_MIN_GAIN, (before, after, rewards)
-    assert rewards[-1] > rewards[0], rewards
+    after = right_letter_probability(model, processor, test)
+    assert after - before >= CANARY_MIN_RISE, (before, after)

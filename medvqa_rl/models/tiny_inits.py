@@ -106,12 +106,13 @@ def _build(spec: dict, root: Path) -> None:
     probe = probe_init(model, processor, make_split("probe", PROBE_QUESTIONS, seed, image_size))
     log.info("tiny instruct probe on %d held-out questions: %s", PROBE_QUESTIONS,
              ", ".join(f"{k} {v:.1f}%" for k, v in probe.items()))
-    _save(model, processor, root / "instruct")
+    # The log before the instruct checkpoint: instruct/ marks the build complete (built_root).
     (root / BUILD_LOG).write_text(json.dumps({
         "caption_loss": [caption_losses[0], caption_losses[-1]],
         "instruction_loss": [instruct_losses[0], instruct_losses[-1]],
         f"instruct_probe_{PROBE_QUESTIONS}": probe,
     }, indent=2))
+    _save(model, processor, root / "instruct")
 
 
 def read_build_log(root: Path) -> dict:
