@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -93,7 +94,7 @@ def test_bad_values_fail_before_loading(overrides, key, tmp_path, monkeypatch):
         raise AssertionError("data or model was loaded before the config was checked")
 
     monkeypatch.setattr(run_module, "load_splits", must_not_load)
-    monkeypatch.setattr(run_module, "load_model_and_processor", must_not_load)
+    monkeypatch.setattr(run_module, "load_init", must_not_load)
     cfg = compose_config(overrides + ["wandb.mode=disabled", f"cache_dir={tmp_path}"])
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         run(cfg, tmp_path / "run")
@@ -110,3 +111,20 @@ def test_cli_reports_unknown_override(tmp_path):
     )
     assert result.returncode != 0
     assert "no_such_key" in result.stderr
+
+
+@pytest.mark.parametrize("full_error", [False, True])
+def test_cli_config_error_prints_its_message_alone(full_error, tmp_path):
+    """A newcomer's config error reads like a tool's: the message, exit code 2, no traceback (unless
+    HYDRA_FULL_ERROR=1 asks for it)."""
+    env = {**os.environ, "HYDRA_FULL_ERROR": "1" if full_error else "0", "WANDB_MODE": "disabled"}
+    result = subprocess.run(
+        [sys.executable, "-m", "medvqa_rl", "method.num_generations=3", f"hydra.run.dir={tmp_path}",
+         "wandb.mode=disabled"],
+        capture_output=True, text=True, cwd=tmp_path, env=env,
+    )
+    assert result.returncode != 0
+    assert "method.num_generations=3 must divide" in result.stderr
+    assert ("Traceback" in result.stderr) == full_error, result.stderr
+    if not full_error:
+        assert result.returncode == 2
