@@ -14,7 +14,7 @@ from medvqa_rl.models.loading import load_init
 from medvqa_rl.training.grpo import build_grpo_trainer, reward_functions
 
 from .conftest import ONE_STEP_RUN, SMALL_RUN, SMALL_TINY, cli, compose_config
-from .test_judges import FakeChatServer
+from .helpers.fake_chat_server import FakeChatServer
 
 
 @pytest.mark.parametrize("bias,loss_type,scale_rewards", [("grpo", "grpo", "group"), ("dr_grpo", "dr_grpo", "none")])
@@ -30,6 +30,7 @@ def test_bias_reaches_the_trainer(bias, loss_type, scale_rewards, small_cfg, tmp
     assert trainer.reward_weights.tolist() == [1.0, 0.5, 0.5, 0.5]
 
 
+@pytest.mark.slow  # a CLI/multirun end-to-end run: the slow tier
 def test_semantic_run_with_an_http_judge_never_writes_the_key(tiny_cache, tmp_path, monkeypatch):
     for proxy in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
         monkeypatch.delenv(proxy, raising=False)
@@ -61,6 +62,7 @@ GRID = {
 }
 
 
+@pytest.mark.slow  # a CLI/multirun end-to-end run: the slow tier
 def test_full_factor_grid_runs_all_24_combinations(tiny_cache, tmp_path):
     sweep_dir = tmp_path / "grid"
     result = cli(["-m", *(f"{g}={','.join(options)}" for g, options in GRID.items()), *SMALL_TINY, *ONE_STEP_RUN,

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import torch
 
 from medvqa_rl.judges import HFJudge, Judge, JudgeError, JudgeItem, OpenAIJudge, RuleJudge
 from medvqa_rl.rewards import SemanticAlignmentReward
+
+from .helpers.fake_chat_server import FakeChatServer
 
 FINDINGS = json.dumps({"modality": "ct", "location": "left upper", "count": 2, "size": "very large"})
 
@@ -138,56 +138,6 @@ def test_hf_judge_rejects_ambiguous_verdict_tokens(tiny_lm_dir):
 
 
 # ---------------------------------------------------------------- openai --
-
-class FakeChatServer:
-    """An OpenAI-compatible /v1/chat/completions on 127.0.0.1: says Yes when the reasoning has "left upper".
-
-    mode "ok" answers, "fail" returns HTTP 500, "slow" sleeps past the client's timeout.
-    """
-
-    def __init__(self):
-        self.mode, self.requests, self.auth = "ok", 0, set()
-        self.lock = threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with server.lock:
-                    server.requests += 1
-                    server.auth.add(self.headers.get("Authorization"))
-                if server.mode == "fail":
-                    return self._send(500, {"error": {"message": "judge backend exploded"}})
-                if server.mode == "slow":
-                    time.sleep(1.0)
-                reasoning = body["messages"][-1]["content"].split(" reasoning ", 1)[1]
-                answer = "Yes" if "left upper" in reasoning else "No"
-                self._send(200, {"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
-                                 "choices": [{"index": 0, "finish_reason": "stop",
-                                              "message": {"role": "assistant", "content": answer}}]})
-
-            def _send(self, status, payload):
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                try:
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):  # the client timed out and left
-                    pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
 
 @pytest.fixture
 def chat_server(monkeypatch):

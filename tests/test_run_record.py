@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from medvqa_rl.run import run
 
 from .conftest import SMALL_RUN, SMALL_TINY, compose_config
@@ -45,6 +47,7 @@ def test_same_seed_same_metrics(small_cfg, tmp_path):
     assert (tmp_path / "a" / "predictions.jsonl").read_text() == (tmp_path / "b" / "predictions.jsonl").read_text()
 
 
+@pytest.mark.slow  # a CLI/multirun end-to-end run: the slow tier
 def test_cli_with_wandb_offline(tiny_cache, tmp_path):
     """The console entry point: Hydra's record, our record, and an offline W&B run beside them."""
     run_dir = tmp_path / "cli_run"

@@ -74,6 +74,7 @@ def test_grid_point_folders_stay_short_and_stable():
     assert grid_point_dir(long) != grid_point_dir(long + "1")
 
 
+@pytest.mark.slow  # a CLI/multirun end-to-end run: the slow tier
 def test_small_sweep_tables_equal_the_means_of_the_run_records(tiny_cache, tmp_path):
     """+sweep=bias at a one-step budget, two seeds, joblib with 2 jobs; then `python -m analysis`."""
     result = cli(["-m", "+sweep=bias", "seed=0,1", *SMALL_TINY, *ONE_STEP_RUN, "dataset.test_size=8",
@@ -106,6 +107,7 @@ def test_small_sweep_tables_equal_the_means_of_the_run_records(tiny_cache, tmp_p
         "bias_by_bias_mean_reward.png", "bias_by_bias_completion_length.png"}
 
 
+@pytest.mark.slow  # a CLI/multirun end-to-end run: the slow tier
 def test_failed_run_is_recorded_the_grid_goes_on_and_a_rerun_redoes_only_it(tiny_cache, tmp_path):
     """One grid point points at a checkpoint that is not there yet: it fails before loading a model."""
     args = ["-m", "+sweep=bias", "bias=grpo", "seed=0", "model_init.path=ckpt,null", *SMALL_TINY, *ONE_STEP_RUN,
@@ -139,6 +141,7 @@ def test_failed_run_is_recorded_the_grid_goes_on_and_a_rerun_redoes_only_it(tiny
     assert json.loads(kept.read_text()) == failure
 
 
+@pytest.mark.slow  # a CLI/multirun end-to-end run: the slow tier
 def test_submitit_local_runs_a_grid_point(tiny_cache, tmp_path):
     result = cli(["-m", "+sweep=bias", "bias=dr_grpo", "seed=0", *SMALL_TINY, *ONE_STEP_RUN,
                   "eval.similarity_model=null", f"cache_dir={tiny_cache}", f"sweep.root={tmp_path / 'sweeps'}",
