@@ -1,4 +1,4 @@
-"""`python -m medvqa_rl [overrides]`; `-m` for a multirun, `-m +sweep=<name>` for a named sweep of sweeps/."""
+"""`python -m medvqa_rl [overrides]`; `-m` for a multirun, `-m sweep=<name>` for a named sweep (conf/sweep/)."""
 
 import os
 import sys

@@ -45,11 +45,11 @@ def test_local_runs_give_study_tables(tmp_path):
     accuracies = {("grpo", 0): 40.0, ("grpo", 1): 50.0, ("grpo", 2): 60.0, ("dr_grpo", 0): 70.0, ("dr_grpo", 1): 80.0}
     for (bias, seed), acc in accuracies.items():
         history = [{"step": s, "reward": 0.1 * s + seed, "completions/mean_length": 10 + s} for s in (1, 2)]
-        _write_run(tmp_path / "sweep" / f"bias={bias},seed={seed}", ["+sweep=bias", f"bias={bias}", f"seed={seed}"],
+        _write_run(tmp_path / "sweep" / f"bias={bias},seed={seed}", ["sweep=bias", f"bias={bias}", f"seed={seed}"],
                    _metrics(acc), history)
-    _write_run(tmp_path / "sweep" / "bias=dr_grpo,seed=2", ["+sweep=bias", "bias=dr_grpo", "seed=2"], None)
+    _write_run(tmp_path / "sweep" / "bias=dr_grpo,seed=2", ["sweep=bias", "bias=dr_grpo", "seed=2"], None)
     # A record a rerun set aside is history, not a result.
-    _write_run(tmp_path / "sweep" / "bias=grpo,seed=0" / "previous" / "t0", ["+sweep=bias", "seed=0"], _metrics(0.0))
+    _write_run(tmp_path / "sweep" / "bias=grpo,seed=0" / "previous" / "t0", ["sweep=bias", "seed=0"], _metrics(0.0))
 
     runs, history = load_run_dirs([tmp_path / "sweep"])
     assert len(runs) == 5 and set(runs["sweep"]) == {"bias"}

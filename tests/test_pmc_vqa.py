@@ -208,7 +208,7 @@ def test_hub_id_resolves_through_the_hub_cache_at_the_pinned_revision(tmp_path, 
 
 # ------------------------------------------------------------- the paper's overlay --
 
-PAPER = "+experiment=paper_qwen2vl_2b_pmcvqa"
+PAPER = "experiment=paper_qwen2vl_2b_pmcvqa"
 
 
 def test_paper_overlay_states_the_published_setting(monkeypatch):

@@ -36,7 +36,7 @@ class Recorder:
 def test_fingerprint_ignores_presentation_not_substance():
     base = config_fingerprint(_cfg())
     assert config_fingerprint(_cfg("wandb.mode=offline", "eval.progress=false", "cache_dir=/elsewhere",
-                                   "+sweep=bias")) == base
+                                   "sweep=bias")) == base
     assert config_fingerprint(_cfg("seed=1")) != base
     assert config_fingerprint(_cfg("method.learning_rate=1e-4")) != base
     assert config_fingerprint(_cfg("bias=dr_grpo")) != base

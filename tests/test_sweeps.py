@@ -34,7 +34,7 @@ def test_the_paper_studies_are_all_there():
 
 @pytest.mark.parametrize("name", SWEEPS)
 def test_every_sweep_composes_with_seeds_a_stable_folder_and_its_wandb_group(name):
-    cfg = _compose_with_hydra([f"+sweep={name}"])
+    cfg = _compose_with_hydra([f"sweep={name}"])
     params = cfg.hydra.sweeper.params
     assert len(str(params.seed).split(",")) >= 3
     assert cfg.sweep.name == name and cfg.wandb.group == f"{name}-v{cfg.sweep.version}"
@@ -43,11 +43,11 @@ def test_every_sweep_composes_with_seeds_a_stable_folder_and_its_wandb_group(nam
     for group in params:
         if group != "seed":
             for option in str(params[group]).split(","):
-                compose_config([f"+sweep={name}", f"{group}={option}"])  # every grid point composes
+                compose_config([f"sweep={name}", f"{group}={option}"])  # every grid point composes
 
 
 def test_slurm_launcher_config_composes():
-    launcher = _compose_with_hydra(["+sweep=bias", "hydra/launcher=slurm"]).hydra.launcher
+    launcher = _compose_with_hydra(["sweep=bias", "hydra/launcher=slurm"]).hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher")
     assert (launcher.gpus_per_node, launcher.tasks_per_node) == (1, 1)
 
@@ -76,8 +76,8 @@ def test_grid_point_folders_stay_short_and_stable():
 
 @pytest.mark.slow  # a CLI/multirun end-to-end run: the slow tier
 def test_small_sweep_tables_equal_the_means_of_the_run_records(tiny_cache, tmp_path):
-    """+sweep=bias at a one-step budget, two seeds, joblib with 2 jobs; then `python -m analysis`."""
-    result = cli(["-m", "+sweep=bias", "seed=0,1", *SMALL_TINY, *ONE_STEP_RUN, "dataset.test_size=8",
+    """sweep=bias at a one-step budget, two seeds, joblib with 2 jobs; then `python -m analysis`."""
+    result = cli(["-m", "sweep=bias", "seed=0,1", *SMALL_TINY, *ONE_STEP_RUN, "dataset.test_size=8",
                   f"cache_dir={tiny_cache}", f"sweep.root={tmp_path / 'sweeps'}", "eval.progress=false",
                   "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -110,7 +110,7 @@ def test_small_sweep_tables_equal_the_means_of_the_run_records(tiny_cache, tmp_p
 @pytest.mark.slow  # a CLI/multirun end-to-end run: the slow tier
 def test_failed_run_is_recorded_the_grid_goes_on_and_a_rerun_redoes_only_it(tiny_cache, tmp_path):
     """One grid point points at a checkpoint that is not there yet: it fails before loading a model."""
-    args = ["-m", "+sweep=bias", "bias=grpo", "seed=0", "model_init.path=ckpt,null", *SMALL_TINY, *ONE_STEP_RUN,
+    args = ["-m", "sweep=bias", "bias=grpo", "seed=0", "model_init.path=ckpt,null", *SMALL_TINY, *ONE_STEP_RUN,
             "wandb.mode=offline", "eval.similarity_model=null", f"cache_dir={tiny_cache}",
             f"sweep.root={tmp_path / 'sweeps'}", "eval.progress=false"]
     first = cli(args, tmp_path)
@@ -143,9 +143,42 @@ def test_failed_run_is_recorded_the_grid_goes_on_and_a_rerun_redoes_only_it(tiny
 
 @pytest.mark.slow  # a CLI/multirun end-to-end run: the slow tier
 def test_submitit_local_runs_a_grid_point(tiny_cache, tmp_path):
-    result = cli(["-m", "+sweep=bias", "bias=dr_grpo", "seed=0", *SMALL_TINY, *ONE_STEP_RUN,
+    result = cli(["-m", "sweep=bias", "bias=dr_grpo", "seed=0", *SMALL_TINY, *ONE_STEP_RUN,
                   "eval.similarity_model=null", f"cache_dir={tiny_cache}", f"sweep.root={tmp_path / 'sweeps'}",
                   "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10"], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     (metrics,) = (tmp_path / "sweeps" / "bias-v1").glob("*/metrics.json")
     assert json.loads(metrics.read_text())["factor/bias"] == "dr_grpo"
+
+
+def test_optional_groups_need_no_plus_and_apply_in_a_fixed_order():
+    """experiment, sweep and debug sit in the defaults list: any command-line order composes the same."""
+    groups = ["experiment=paper_qwen2vl_2b_pmcvqa", "sweep=methods", "debug=smoke"]
+    first = OmegaConf.to_yaml(compose_config(groups))
+    assert OmegaConf.to_yaml(compose_config(groups[::-1])) == first
+    assert OmegaConf.to_yaml(compose_config([groups[1], groups[0], groups[2]])) == first
+    cfg = compose_config(groups)
+    assert cfg.family.name == "qwen2_vl_2b" and cfg.sweep.name == "methods"
+    assert cfg.method.max_steps == 4 and cfg.budget.examples is None  # debug's smoke budget applies last
+
+
+def test_no_symlinks_in_the_tree():
+    root = Path(CONF_DIR).parent
+    links = [p for base in ("conf", "sweeps", "medvqa_rl", "tests") for p in (root / base).rglob("*") if p.is_symlink()]
+    assert links == []
+
+
+@pytest.mark.slow  # a CLI/multirun end-to-end run: the slow tier
+def test_paper_studies_script_runs_a_study_and_writes_its_tables(tiny_cache, tmp_path):
+    import os
+    import subprocess
+
+    script = Path(CONF_DIR).parent / "sweeps" / "paper_studies.sh"
+    env = {**os.environ, "STUDIES": "bias", "RUNS": str(tmp_path / "runs"), "TABLES": str(tmp_path / "tables"),
+           "WANDB_SILENT": "true"}
+    result = subprocess.run(["bash", str(script), "seed=0", *SMALL_TINY, *ONE_STEP_RUN, "eval.similarity_model=null",
+                             f"cache_dir={tiny_cache}", "eval.progress=false"],
+                            capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(list((tmp_path / "runs" / "bias-v1").glob("*/metrics.json"))) == 2
+    assert any((tmp_path / "tables").glob("*.md"))

@@ -43,7 +43,7 @@ def test_predictions_table_has_images_rewards_and_correct(tmp_path):
 
 
 def test_run_carries_group_job_type_factor_keys_and_tags(tmp_path):
-    cfg = compose_config(["+sweep=bias", "bias=dr_grpo", "method=sft_lora", "wandb.mode=offline"])
+    cfg = compose_config(["sweep=bias", "bias=dr_grpo", "method=sft_lora", "wandb.mode=offline"])
     run = start_wandb(cfg, str(tmp_path))
     try:
         assert (run.group, run.job_type) == ("bias-v1", "sft_lora")
