@@ -11,17 +11,18 @@ import pytest
 from hydra.errors import ConfigCompositionException
 
 from medvqa_rl.config_checks import ConfigError, check_config
+from medvqa_rl.factors import RECORDED_GROUPS
 from medvqa_rl.run import run
 from medvqa_rl.tracking import factor_choices
 from medvqa_rl.training.common import examples_per_step, max_steps
 
 from .conftest import CONF_DIR, compose_config
 
-GROUPS = ("model_init", "reward", "length_reward", "bias", "family", "dataset", "method")
+GROUPS = RECORDED_GROUPS
 
 
 def options(group: str) -> list[str]:
-    return sorted(p.stem for p in (Path(CONF_DIR) / group).glob("*.yaml"))
+    return sorted(p.stem for p in (Path(CONF_DIR) / group).glob("*.yaml") if not p.stem.startswith("_"))
 
 
 @pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in options(g)])
