@@ -12,9 +12,11 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import OmegaConf
 
+from medvqa_rl.factors import RECORDED_GROUPS
+
 log = logging.getLogger(__name__)
 
-FACTORS = ("model_init", "reward", "length_reward", "bias", "method", "family", "dataset", "judge")
+FACTORS = (*RECORDED_GROUPS, "judge")  # the factor/<group> keys of a run record
 # TRL's logged keys, as history.jsonl holds them (W&B prefixes them with "train/").
 HISTORY_KEYS = {"reward": "mean_reward", "completions/mean_length": "completion_length"}
 HISTORY_COLUMNS = ["run", "step", *HISTORY_KEYS.values()]

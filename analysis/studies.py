@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-GRPO_FACTORS = ("model_init", "reward", "length_reward", "bias")
+from medvqa_rl.factors import STUDIED_FACTORS
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ STUDIES = (
     Study("length", "Length rewards", ("length_reward",)),
     Study("bias", "GRPO vs Dr.GRPO", ("bias",)),
     Study("methods", "GRPO vs SFT and DPO", ("method",), method=None),
-    Study("factorial", "Full factorial", GRPO_FACTORS),
+    Study("factorial", "Full factorial", STUDIED_FACTORS),
 )
 
 

@@ -12,14 +12,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from medvqa_rl.data.questions import gold_answer
 from medvqa_rl.data.splits import reward_columns
+from medvqa_rl.factors import RECORDED_GROUPS
 from medvqa_rl.judges.selection import judge_backend
-
-FACTORS = ("model_init", "reward", "length_reward", "bias", "family", "dataset", "method")
 
 
 def factor_choices(cfg: DictConfig) -> dict[str, str]:
     """The chosen option of every config group, plus the judge back end (reward and/or judge score; or "none")."""
-    return {f: str(cfg[f].name) for f in FACTORS} | {"judge": judge_backend(cfg)}
+    return {f: str(cfg[f].name) for f in RECORDED_GROUPS} | {"judge": judge_backend(cfg)}
 
 
 def start_wandb(cfg: DictConfig, run_dir: str):

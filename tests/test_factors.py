@@ -10,6 +10,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from medvqa_rl.data.splits import load_splits
+from medvqa_rl.factors import STUDIED_FACTORS
 from medvqa_rl.models.loading import load_init
 from medvqa_rl.training.grpo import build_grpo_trainer, reward_functions
 
@@ -54,12 +55,9 @@ def test_semantic_run_with_an_http_judge_never_writes_the_key(tiny_cache, tmp_pa
     assert not leaks and secret not in result.stdout + result.stderr
 
 
-GRID = {
-    "model_init": ["base", "instruct"],
-    "reward": ["accuracy", "semantic"],
-    "length_reward": ["none", "ecr", "cwr"],
-    "bias": ["grpo", "dr_grpo"],
-}
+# The paper's levels of each studied factor (reward=accuracy_f1 is ours, for open questions).
+GRID = dict(zip(STUDIED_FACTORS, (["base", "instruct"], ["accuracy", "semantic"], ["none", "ecr", "cwr"],
+                                  ["grpo", "dr_grpo"]), strict=True))
 
 
 @pytest.mark.slow  # a CLI/multirun end-to-end run: the slow tier

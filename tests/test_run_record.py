@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from medvqa_rl.factors import RECORDED_GROUPS
 from medvqa_rl.run import run
 
 from .conftest import SMALL_RUN, SMALL_TINY, compose_config
 
-GROUPS = ("model_init", "reward", "length_reward", "bias", "family", "dataset", "method")
+GROUPS = RECORDED_GROUPS
 
 
 def _metrics(run_dir: Path) -> dict:
