@@ -42,6 +42,13 @@ def test_fingerprint_ignores_presentation_not_substance():
     assert config_fingerprint(_cfg("bias=dr_grpo")) != base
 
 
+def test_tiny_build_settings_count_only_for_the_embedded_tiny_model():
+    assert config_fingerprint(_cfg("tiny_model.seed=1")) != config_fingerprint(_cfg())
+    real = ["family=qwen2_vl_2b"]
+    assert config_fingerprint(_cfg(*real, "tiny_model.seed=1")) == config_fingerprint(_cfg(*real))
+    assert config_fingerprint(_cfg(*real, "tiny_model.arch.text_layers=2")) == config_fingerprint(_cfg(*real))
+
+
 def test_finished_run_of_the_same_config_is_skipped(tmp_path):
     cfg, run_fn = _cfg(), Recorder()
     first = resumable_run(run_fn, cfg, tmp_path)
