@@ -51,17 +51,15 @@ class TargetOnlyCollator:
 
 
 def train_supervised(model, processor, examples: list[SupervisedExample], *, steps: int, batch_size: int,
-                     learning_rate: float, seed: int, warmup_steps: int = 10, lr_scheduler_type: str = "cosine",
-                     callbacks: list | None = None) -> list[float]:
-    """Trains ``model`` in place for at most ``steps`` optimiser steps (a callback may stop it sooner);
-    returns the logged training losses."""
+                     learning_rate: float, seed: int, warmup_steps: int = 10) -> list[float]:
+    """Trains ``model`` in place for ``steps`` optimiser steps; returns the logged training losses."""
     with tempfile.TemporaryDirectory() as scratch:
         args = TrainingArguments(
             output_dir=scratch,
             max_steps=steps,
             per_device_train_batch_size=batch_size,
             learning_rate=learning_rate,
-            lr_scheduler_type=lr_scheduler_type,
+            lr_scheduler_type="cosine",
             warmup_steps=warmup_steps,
             weight_decay=0.0,
             logging_steps=max(1, steps // 10),
@@ -72,7 +70,6 @@ def train_supervised(model, processor, examples: list[SupervisedExample], *, ste
             seed=seed,
             disable_tqdm=True,
         )
-        trainer = Trainer(model=model, args=args, train_dataset=examples, data_collator=TargetOnlyCollator(processor),
-                          callbacks=callbacks)
+        trainer = Trainer(model=model, args=args, train_dataset=examples, data_collator=TargetOnlyCollator(processor))
         trainer.train()
     return [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
