@@ -3,7 +3,7 @@ reasoning names the right finding, and how often its letter follows that reasoni
 
 The synthetic rationales end with the finding ("the lesions are at left upper"), so the option the
 reasoning names is read off its last words. The tiny-instruct build probes held-out questions with this
-it is trained (medvqa_rl/models/tiny_inits.py); benchmarks/probe_init.py prints it for any checkpoint.
+once it is trained (medvqa_rl/models/tiny_inits.py); benchmarks/probe_init.py prints it for any checkpoint.
 """
 
 from __future__ import annotations
