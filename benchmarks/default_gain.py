@@ -1,9 +1,9 @@
 """How much the embedded default learns, over seeds and tiny-model builds: the numbers the README quotes.
 
-Runs `python -m medvqa_rl seed=S [tiny_model.seed=B]` for every seed S and build B, each in its own run
+Runs `python -m medvqa_rl seed=S [family.build.seed=B]` for every seed S and build B, each in its own run
 folder, and prints (and writes to --out) init vs trained greedy test accuracy, the gain, and wall time,
 then the mean and range of the gain per build. Build "shipped" is the checkpoint shipped with the package;
-a number B builds the tiny base and instruct afresh from the recipe with tiny_model.seed=B (cached in
+a number B builds the tiny base and instruct afresh from the recipe with family.build.seed=B (cached in
 --cache, so its first run includes the build time).
 
 Usage: python benchmarks/default_gain.py --seeds 0 1 2 --builds shipped 1 --jobs 2 --out results/default_gain
@@ -26,7 +26,7 @@ import pandas as pd
 def one_run(seed: int, build: str, args) -> dict:
     run_dir = args.runs / f"build-{build}" / f"seed-{seed}"
     overrides = [f"seed={seed}", f"hydra.run.dir={run_dir}", "eval.progress=false", "wandb.mode=disabled",
-                 *([] if build == "shipped" else [f"tiny_model.seed={build}"]), *args.overrides]
+                 *([] if build == "shipped" else [f"family.build.seed={build}"]), *args.overrides]
     env = {**os.environ, "MEDVQA_RL_CACHE": str(args.cache), "OMP_NUM_THREADS": str(args.threads)}
     started = time.time()
     done = subprocess.run([sys.executable, "-m", "medvqa_rl", *overrides], env=env, capture_output=True, text=True)
@@ -42,7 +42,7 @@ def one_run(seed: int, build: str, args) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--builds", nargs="+", default=["shipped"], help='"shipped" or tiny_model.seed values')
+    parser.add_argument("--builds", nargs="+", default=["shipped"], help='"shipped" or family.build.seed values')
     parser.add_argument("--jobs", type=int, default=1, help="runs at once (each gets --threads threads)")
     parser.add_argument("--threads", type=int, default=max(1, (os.cpu_count() or 1)))
     parser.add_argument("--runs", type=Path, default=Path("outputs/default_gain"))

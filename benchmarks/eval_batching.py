@@ -33,7 +33,7 @@ def main() -> None:
     args = parser.parse_args()
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
         cfg = compose("config")
-    path = tiny_checkpoint("instruct", OmegaConf.to_container(cfg.tiny_model, resolve=True), cfg.cache_dir)
+    path = tiny_checkpoint("instruct", OmegaConf.to_container(cfg.family.build, resolve=True), cfg.cache_dir)
     model, processor = load_model_and_processor(str(path))
     records = make_split("test", args.n, seed=0)
     max_new = cfg.eval.max_new_tokens

@@ -1,7 +1,7 @@
 """Builds the embedded tiny base and instruct from the recipe: `python -m medvqa_rl.build_tiny [overrides]`.
 
-Without --ship it builds the composed config's `tiny_model` into the cache (what a run does on its own when
-no shipped checkpoint matches its tiny_model) and prints the instruct's probe. With --ship it builds afresh
+Without --ship it builds the composed config's `family.build` into the cache (what a run does on its own when
+no shipped checkpoint matches its family.build) and prints the instruct's probe. With --ship it builds afresh
 in a scratch folder and replaces the checkpoints shipped in medvqa_rl/models/tiny_checkpoints/, recording
 the config, recipe version, package versions and the probe in their build_info.json.
 """
@@ -25,15 +25,15 @@ CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 
 
 def tiny_spec(overrides: list[str]) -> tuple[dict, str]:
-    """The resolved tiny_model config of `config` composed with ``overrides``, and the cache_dir."""
+    """The resolved family.build (tiny model) config of `config` composed with ``overrides``, and the cache_dir."""
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose(config_name="config", overrides=overrides)
-    return OmegaConf.to_container(cfg.tiny_model, resolve=True), cfg.cache_dir
+    return OmegaConf.to_container(cfg.family.build, resolve=True), cfg.cache_dir
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. tiny_model.seed=1")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. family.build.seed=1")
     parser.add_argument("--ship", action="store_true", help="replace the checkpoints shipped with the package")
     parser.add_argument("--ship-dir", type=Path, default=SHIPPED_DIR, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     with tempfile.TemporaryDirectory() as scratch:
         root = built_root(spec, scratch)
-        info = {"cache_key": cache_key(spec), "recipe_version": RECIPE_VERSION, "tiny_model": spec,
+        info = {"cache_key": cache_key(spec), "recipe_version": RECIPE_VERSION, "family_build": spec,
                 "versions": package_versions(), "build": read_build_log(root)}
         shipped = ship(root, info, args.ship_dir)
     print(json.dumps({"shipped": str(shipped), **info}, indent=2))

@@ -35,12 +35,12 @@ RECORD_FILES = ("metrics.json", "predictions.jsonl", "init_predictions.jsonl", "
 def config_fingerprint(cfg: DictConfig) -> str:
     """A hash of the resolved config without PRESENTATION_KEYS: equal fingerprints compute the same run.
 
-    The tiny-model build settings count only when the run starts from the embedded tiny model
+    The tiny-model build settings (family.build) count only when the run starts from the embedded tiny model
     (model_init.path null): a changed tiny default must not make a sweep of real checkpoints redo its points.
     """
     resolved = OmegaConf.to_container(cfg, resolve=True)
     if resolved["model_init"]["path"] is not None:
-        resolved.pop("tiny_model", None)
+        resolved["family"].pop("build", None)
     for dotted in PRESENTATION_KEYS:
         *parents, leaf = dotted.split(".")
         node = resolved

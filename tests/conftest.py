@@ -15,12 +15,12 @@ CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 
 # Small budgets for the tiny inits and the run, so tests take seconds, not minutes.
 SMALL_TINY = [
-    "tiny_model.pretrain.examples=800",
-    "tiny_model.pretrain.steps=100",
-    "tiny_model.pretrain.batch_size=16",
-    "tiny_model.instruct.examples=400",
-    "tiny_model.instruct.steps=100",
-    "tiny_model.instruct.batch_size=16",
+    "family.build.pretrain.examples=800",
+    "family.build.pretrain.steps=100",
+    "family.build.pretrain.batch_size=16",
+    "family.build.instruct.examples=400",
+    "family.build.instruct.steps=100",
+    "family.build.instruct.batch_size=16",
 ]
 SMALL_RUN = [
     "dataset.train_size=32",
@@ -57,7 +57,7 @@ def tiny_cache(tmp_path_factory) -> str:
 
     cache = tmp_path_factory.mktemp("tiny_cache")
     cfg = compose_config(SMALL_TINY)
-    tiny_checkpoint("instruct", OmegaConf.to_container(cfg.tiny_model, resolve=True), cache)
+    tiny_checkpoint("instruct", OmegaConf.to_container(cfg.family.build, resolve=True), cache)
     return str(cache)
 
 

@@ -35,7 +35,7 @@ LETTER_FOLLOWS_BAND = (15.0, 50.0)
 
 
 def default_spec(overrides: list[str] | None = None) -> dict:
-    return OmegaConf.to_container(compose_config(overrides).tiny_model, resolve=True)
+    return OmegaConf.to_container(compose_config(overrides).family.build, resolve=True)
 
 
 def test_default_config_loads_the_shipped_checkpoints_without_building(tmp_path):
@@ -50,7 +50,7 @@ def test_build_info_records_config_versions_and_probe():
     info = shipped_build_info()
     assert info["cache_key"] == cache_key(default_spec())
     assert info["recipe_version"] == RECIPE_VERSION
-    assert info["tiny_model"] == default_spec()
+    assert info["family_build"] == default_spec()
     assert {"torch", "transformers", "trl", "python"} <= set(info["versions"])
     assert {f"{stage}/model.safetensors" for stage in ("base", "instruct")} <= set(info["files"])
     probe = info["build"][f"instruct_probe_{PROBE_QUESTIONS}"]
@@ -101,8 +101,8 @@ def test_unreadable_build_info_is_a_clear_error(shipped_copy):
         shipped_checkpoint("base", cache_key(default_spec()), shipped_copy)
 
 
-@pytest.mark.parametrize("override", ["tiny_model.arch.text_layers=3", "tiny_model.seed=1",
-                                      "tiny_model.instruct.slip_fraction=0.5"])
+@pytest.mark.parametrize("override", ["family.build.arch.text_layers=3", "family.build.seed=1",
+                                      "family.build.instruct.slip_fraction=0.5"])
 def test_another_tiny_config_builds_instead_of_loading_the_shipped(override, tmp_path, monkeypatch):
     built = []
     monkeypatch.setattr(tiny_inits, "_build", lambda spec, root: built.append(spec) or _fake_build(root))

@@ -69,7 +69,7 @@ def test_grid_point_folders_stay_short_and_stable():
     short = "bias=dr_grpo,seed=1"
     assert grid_point_dir(short) == short
     assert grid_point_dir("model_init.path=Qwen/Qwen2-VL-2B,seed=0") == "model_init.path=Qwen_Qwen2-VL-2B,seed=0"
-    long = ",".join(f"tiny_model.pretrain.key{i}={i}" for i in range(20))
+    long = ",".join(f"family.build.pretrain.key{i}={i}" for i in range(20))
     assert len(grid_point_dir(long)) <= MAX_NAME and grid_point_dir(long) == grid_point_dir(long)
     assert grid_point_dir(long) != grid_point_dir(long + "1")
 
@@ -126,7 +126,7 @@ def test_failed_run_is_recorded_the_grid_goes_on_and_a_rerun_redoes_only_it(tiny
     finished_record = (finished / "metrics.json").read_bytes()
     finished_mtime = (finished / "metrics.json").stat().st_mtime_ns
 
-    instruct = tiny_checkpoint("instruct", OmegaConf.to_container(compose_config(SMALL_TINY).tiny_model,
+    instruct = tiny_checkpoint("instruct", OmegaConf.to_container(compose_config(SMALL_TINY).family.build,
                                                                   resolve=True), tiny_cache)
     shutil.copytree(instruct, tmp_path / "ckpt")  # the missing checkpoint arrives
     second = cli(args, tmp_path)

@@ -10,7 +10,7 @@ from transformers import Qwen2_5_VLForConditionalGeneration, Qwen2VLForCondition
 
 from medvqa_rl.data.synthetic import make_split
 from medvqa_rl.evaluation import generate_greedy
-from medvqa_rl.models.loading import load_model_and_processor, resolve_checkpoint
+from medvqa_rl.models.loading import init_checkpoint, load_model_and_processor
 from medvqa_rl.models.tiny_inits import cache_key, tiny_checkpoint
 from medvqa_rl.models.tiny_vlm import TAG_TOKENS, build_model, build_processor, train_tokenizer
 
@@ -30,7 +30,7 @@ def test_tags_are_single_ordinary_tokens(tiny_cache):
 
 def test_both_inits_load_through_from_pretrained(tiny_cache):
     cfg = compose_config(SMALL_TINY)
-    spec = OmegaConf.to_container(cfg.tiny_model, resolve=True)
+    spec = OmegaConf.to_container(cfg.family.build, resolve=True)
     for stage in ("base", "instruct"):
         path = tiny_checkpoint(stage, spec, tiny_cache)
         assert (path / "config.json").exists() and (path / "processor_config.json").exists()
@@ -41,32 +41,34 @@ def test_both_inits_load_through_from_pretrained(tiny_cache):
 
 def test_cache_is_reused_and_keyed_by_config(tiny_cache, tmp_path):
     cfg = compose_config(SMALL_TINY)
-    spec = OmegaConf.to_container(cfg.tiny_model, resolve=True)
+    spec = OmegaConf.to_container(cfg.family.build, resolve=True)
     before = sorted(Path(tiny_cache).iterdir())
     first = tiny_checkpoint("instruct", spec, tiny_cache)
     mtime = (first / "model.safetensors").stat().st_mtime
     assert tiny_checkpoint("instruct", spec, tiny_cache) == first
     assert (first / "model.safetensors").stat().st_mtime == mtime  # not rebuilt
     assert sorted(Path(tiny_cache).iterdir()) == before
-    changed = OmegaConf.to_container(cfg.tiny_model, resolve=True)
+    changed = OmegaConf.to_container(cfg.family.build, resolve=True)
     changed["arch"]["text_layers"] += 1
     assert cache_key(changed) != cache_key(spec)
 
 
-def test_resolve_prefers_explicit_path(tmp_path):
-    cfg = compose_config(["model_init.path=Qwen/Qwen2-VL-2B-Instruct"])
-    assert resolve_checkpoint(cfg.model_init, {}, str(tmp_path)) == "Qwen/Qwen2-VL-2B-Instruct"
+def test_init_checkpoint_prefers_an_explicit_path_and_needs_no_build_for_a_real_family():
+    assert init_checkpoint(compose_config(["model_init.path=Qwen/Qwen2-VL-2B-Instruct"])) == "Qwen/Qwen2-VL-2B-Instruct"
+    real = compose_config(["family=qwen2_vl_2b"])
+    assert "build" not in real.family
+    assert init_checkpoint(real) == "Qwen/Qwen2-VL-2B-Instruct"
 
 
 @pytest.mark.parametrize("family,cls", [("qwen2_vl", Qwen2VLForConditionalGeneration),
                                         ("qwen2_5_vl", Qwen2_5_VLForConditionalGeneration)])
 def test_family_class_comes_from_saved_config(family, cls, tmp_path):
     """A tiny Qwen2.5-VL goes through the same save / from_pretrained / generate path."""
-    cfg = compose_config([f"tiny_model.arch.family={family}"])
+    cfg = compose_config([f"family.build.arch.family={family}"])
     records = make_split("test", 4, seed=0)
     tokenizer = train_tokenizer([r["question"] for r in records] * 5, vocab_size=300)
-    processor = build_processor(tokenizer, 64, cfg.tiny_model.arch.patch_size, cfg.tiny_model.arch.merge_size)
-    model = build_model(tokenizer, OmegaConf.to_container(cfg.tiny_model.arch), seed=0)
+    processor = build_processor(tokenizer, 64, cfg.family.build.arch.patch_size, cfg.family.build.arch.merge_size)
+    model = build_model(tokenizer, OmegaConf.to_container(cfg.family.build.arch), seed=0)
     model.save_pretrained(tmp_path)
     processor.save_pretrained(tmp_path)
     loaded, loaded_processor = load_model_and_processor(str(tmp_path))

@@ -9,13 +9,6 @@ from transformers import AutoModelForImageTextToText, AutoProcessor
 from medvqa_rl.models.tiny_inits import tiny_checkpoint
 
 
-def resolve_checkpoint(model_init, tiny_spec: dict, cache_dir: str) -> str:
-    """model_init.path (hub id or local dir) if given, else the embedded tiny model of that stage."""
-    if model_init.path is not None:
-        return str(model_init.path)
-    return str(tiny_checkpoint(model_init.name, tiny_spec, cache_dir))
-
-
 def load_model_and_processor(checkpoint: str, dtype: torch.dtype = torch.float32):
     """The model class comes from the checkpoint's config (Qwen2-VL, Qwen2.5-VL, ...)."""
     processor = AutoProcessor.from_pretrained(checkpoint)
@@ -27,8 +20,12 @@ def load_model_and_processor(checkpoint: str, dtype: torch.dtype = torch.float32
 
 
 def init_checkpoint(cfg: DictConfig) -> str:
-    """The run's init checkpoint: model_init on its family, or the embedded tiny model of that stage."""
-    return resolve_checkpoint(cfg.model_init, OmegaConf.to_container(cfg.tiny_model, resolve=True), cfg.cache_dir)
+    """The run's init checkpoint: model_init.path (hub id or local dir) if given, else the embedded tiny
+    model of that stage, built from family.build (config checks reject a null path on a real family)."""
+    if cfg.model_init.path is not None:
+        return str(cfg.model_init.path)
+    return str(tiny_checkpoint(cfg.model_init.name, OmegaConf.to_container(cfg.family.build, resolve=True),
+                               cfg.cache_dir))
 
 
 def load_init(cfg: DictConfig):

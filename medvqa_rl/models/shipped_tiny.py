@@ -2,9 +2,9 @@
 
 A newcomer starts from these published weights instead of pretraining on their own laptop, where CPU
 float kernels and library versions would build a different model. They are used whenever the run's
-`tiny_model` equals the config they were built from (recorded in build_info.json with its cache
+`family.build` equals the config they were built from (recorded in build_info.json with its cache
 key, the versions that built them, a probe of the instruct's quality and a SHA-256 of every file);
-any other tiny_model config builds and caches its own (medvqa_rl/models/tiny_inits.py).
+any other family.build config builds and caches its own (medvqa_rl/models/tiny_inits.py).
 """
 
 from __future__ import annotations

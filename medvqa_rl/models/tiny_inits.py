@@ -12,7 +12,7 @@ tiny instruct = tiny base + a short instruction tuning on a separate question sp
                 reasons at more than one length and a length reward has within-group differences to act on.
 
 The checkpoints built from the default config ship with the package (medvqa_rl/models/shipped_tiny.py); any
-other tiny_model config is built here and cached under cache_dir, keyed by the config and RECIPE_VERSION.
+other family.build config is built here and cached under cache_dir, keyed by the config and RECIPE_VERSION.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ PROBE_QUESTIONS = 200  # held-out questions ("probe" split) the built instruct i
 
 
 def tiny_checkpoint(stage: str, spec: dict, cache_dir: str | Path) -> Path:
-    """Path of the tiny ``stage`` checkpoint for ``spec`` (the config's tiny_model): the one shipped with the
+    """Path of the tiny ``stage`` checkpoint for ``spec`` (the config's family.build): the one shipped with the
     package when ``spec`` is the config it was built from, else a build cached under ``cache_dir``."""
     if stage not in STAGES:
         raise ValueError(f"model_init.name must be one of {STAGES} for the embedded tiny model, got {stage!r}")
