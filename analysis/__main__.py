@@ -1,5 +1,6 @@
 """`python -m analysis --runs DIR [DIR...] --out OUT` or `python -m analysis --wandb ENTITY/PROJECT
-[--group SWEEP] --out OUT`: the paper's tables (Markdown, LaTeX, CSV) and training-curve plots."""
+[--group SWEEP] --out OUT`: the paper's tables (per arm, and paired by seed against each factor's
+reference level; Markdown, LaTeX, CSV) and training-curve plots."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import logging
 import sys
 from pathlib import Path
 
+from analysis.paired import write_paired
 from analysis.plots import plot_curves
 from analysis.records import load_run_dirs, load_wandb_runs
 from analysis.studies import STUDIES, study_runs
@@ -15,7 +17,8 @@ from analysis.tables import summarize, write_table
 
 
 def build_report(runs, history, out: Path) -> list[Path]:
-    """runs.csv (a row per run), then each study's table and plots that the runs can fill."""
+    """runs.csv (a row per run), then each study's tables (per arm, then paired by seed against the
+    reference levels) and plots that the runs can fill."""
     out.mkdir(parents=True, exist_ok=True)
     runs.to_csv(out / "runs.csv", index=False)
     written = [out / "runs.csv"]
@@ -24,6 +27,7 @@ def build_report(runs, history, out: Path) -> list[Path]:
         if chosen.empty:
             continue
         written += write_table(summarize(chosen, study.rows), study.rows, study.title, out / study.name)
+        written += write_paired(chosen, study, out)
         written += plot_curves(chosen, history, study.rows, study.title, out / "plots", study.name)
     return written
 

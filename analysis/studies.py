@@ -26,11 +26,18 @@ STUDIES = (
     Study("factorial", "Full factorial", STUDIED_FACTORS),
 )
 
+# Each factor's reference level: the paired tables (analysis/paired.py) report every other level as
+# level - reference. The paper's baseline choice of each factor: instruct init, accuracy reward, no
+# length term, plain GRPO, and GRPO among the training methods.
+REFERENCE_LEVELS = {"model_init": "instruct", "reward": "accuracy", "length_reward": "none", "bias": "grpo",
+                    "method": "grpo"}
+
 
 def study_runs(runs: pd.DataFrame, study: Study) -> pd.DataFrame:
     """The study's own sweep's runs; where no run names a sweep (ad-hoc multiruns), every run of the
-    study's method, so that each row is the mean over the runs at that level (the other factors and
-    seeds pooled). Empty when the runs cannot fill the study (its sweep absent, or one level only).
+    study's method, so that each row pools the runs at that level (the other factors pooled; the
+    tables average the runs that share a seed, so n still counts seeds). Empty when the runs cannot
+    fill the study (its sweep absent, or one level only).
     """
     if (runs["sweep"] == study.name).any():
         chosen = runs[runs["sweep"] == study.name]

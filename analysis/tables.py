@@ -1,5 +1,10 @@
-"""A study's table: rows = factor levels, columns = mean and 95% confidence interval over runs (seeds);
-written as Markdown, LaTeX (booktabs) and CSV."""
+"""A study's table: rows = factor levels, columns = mean and 95% confidence interval over seeds;
+written as Markdown, LaTeX (booktabs) and CSV.
+
+n counts seeds, never runs: runs that share a seed at one row (an ad-hoc multirun pools the other
+factors, so one seed can have several runs there) are averaged first, then the seeds make the interval.
+In a sweep every row has one run per seed, so the two counts agree.
+"""
 
 from __future__ import annotations
 
@@ -27,17 +32,38 @@ def ci95(values: pd.Series) -> float:
     return float(stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values)))
 
 
+def seed_means(runs: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """One row per combination of `keys` and seed: each metric's mean over the runs that share it,
+    and `runs`, how many they are. Metrics no run recorded are NaN columns."""
+    grouped = runs.groupby([*keys, "seed"], sort=True, dropna=False)
+    cells = grouped[[c for c, _ in METRICS if c in runs]].mean().reindex(columns=[c for c, _ in METRICS])
+    cells["runs"] = grouped.size()
+    return cells.reset_index()
+
+
+def seed_list(seeds) -> str:
+    return ",".join(map(str, sorted(seeds)))
+
+
+def metric_stats(per_seed: pd.DataFrame) -> dict:
+    """<metric>_mean and <metric>_ci95 over the rows of `per_seed` (a row per seed, a column per metric)."""
+    record = {}
+    for column, _ in METRICS:
+        values = per_seed[column]
+        record[f"{column}_mean"] = values.mean() if values.notna().any() else float("nan")
+        record[f"{column}_ci95"] = ci95(values)
+    return record
+
+
 def summarize(runs: pd.DataFrame, rows: tuple[str, ...]) -> pd.DataFrame:
-    """One row per combination of the `rows` factors: n, then <metric>_mean and <metric>_ci95 per metric."""
+    """One row per combination of the `rows` factors: n (seeds), runs, seeds, then <metric>_mean and
+    <metric>_ci95 per metric over the seeds (each seed's runs averaged first)."""
     records = []
-    for levels, group in runs.groupby(list(rows), sort=True, dropna=False):
+    for levels, group in seed_means(runs, list(rows)).groupby(list(rows), sort=True, dropna=False):
         levels = levels if isinstance(levels, tuple) else (levels,)
-        record = dict(zip(rows, levels)) | {"n": len(group), "seeds": ",".join(map(str, sorted(group["seed"])))}
-        for column, _ in METRICS:
-            values = group[column] if column in group else pd.Series(dtype=float)
-            record[f"{column}_mean"] = values.mean() if values.notna().any() else float("nan")
-            record[f"{column}_ci95"] = ci95(values)
-        records.append(record)
+        record = dict(zip(rows, levels)) | {"n": len(group), "runs": int(group["runs"].sum()),
+                                            "seeds": seed_list(group["seed"])}
+        records.append(record | metric_stats(group))
     return pd.DataFrame(records)
 
 
@@ -60,14 +86,20 @@ def _latex_escape(text: str) -> str:
     return text.replace("\\", r"\textbackslash{}").replace("_", r"\_").replace("%", r"\%").replace("&", r"\&")
 
 
-def write_table(summary: pd.DataFrame, rows: tuple[str, ...], title: str, out_stem: Path) -> list[Path]:
-    """<stem>.csv (numbers), <stem>.md and <stem>.tex (mean ± 95% CI); returns the paths."""
+ARM_NOTE = "mean ± 95% CI over seeds (n = seeds per row; runs that share a seed are averaged first)"
+
+
+def write_table(summary: pd.DataFrame, rows: tuple[str, ...], title: str, out_stem: Path,
+                note: str = ARM_NOTE) -> list[Path]:
+    """<stem>.csv (numbers), <stem>.md and <stem>.tex (mean ± 95% CI, under the header line `note`);
+    `rows` are the label columns. Returns the paths."""
     out_stem.parent.mkdir(parents=True, exist_ok=True)
     csv, md, tex = (out_stem.with_suffix(s) for s in (".csv", ".md", ".tex"))
     summary.to_csv(csv, index=False)
     shown = _display(summary, rows, "±")
-    md.write_text(f"### {title}\n\nmean ± 95% CI over runs (n per row)\n\n{shown.to_markdown(index=False, disable_numparse=True)}\n")
+    md.write_text(f"### {title}\n\n{note}\n\n{shown.to_markdown(index=False, disable_numparse=True)}\n")
     latex = _display(summary, rows, r"$\pm$", _latex_escape)
     body = latex.style.hide(axis="index").to_latex(hrules=True, column_format="l" * len(rows) + "r" * (len(latex.columns) - len(rows)))
-    tex.write_text(f"% {title}: mean $\\pm$ 95% CI over runs\n{body}")
+    tex_note = note.replace("±", r"$\pm$")
+    tex.write_text(f"% {title}: {tex_note}\n{body}")
     return [csv, md, tex]

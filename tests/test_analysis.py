@@ -12,11 +12,13 @@ from omegaconf import OmegaConf
 
 from analysis.__main__ import build_report, main
 from analysis.records import load_run_dirs, load_wandb_runs
-from analysis.studies import STUDIES, study_runs
+from analysis.paired import paired_effects
+from analysis.studies import REFERENCE_LEVELS, STUDIES, study_runs
 from analysis.tables import ci95
 
 from .conftest import compose_config
 
+T_975_DF1 = 12.706204736174694  # Student t quantile 0.975 with 1 degree of freedom
 T_975_DF2 = 4.302652729911275  # Student t quantile 0.975 with 2 degrees of freedom
 
 
@@ -88,6 +90,125 @@ def test_no_finished_run_is_a_clear_error(tmp_path):
         load_run_dirs([tmp_path])
     with pytest.raises(FileNotFoundError, match="--runs"):
         load_run_dirs([tmp_path / "missing"])
+
+
+def _write_bias_sweep(root, accuracies: dict):
+    """A bias sweep's finished runs: {(bias, seed): accuracy}."""
+    for (bias, seed), acc in accuracies.items():
+        _write_run(root / f"bias={bias},seed={seed}", ["sweep=bias", f"bias={bias}", f"seed={seed}"], _metrics(acc))
+
+
+# Large seed-to-seed variation, and dr_grpo = grpo + 5.0 on every seed.
+CONSTANT_GAIN = {("grpo", 0): 20.0, ("grpo", 1): 55.0, ("grpo", 2): 90.0,
+                 ("dr_grpo", 0): 25.0, ("dr_grpo", 1): 60.0, ("dr_grpo", 2): 95.0}
+
+
+def test_every_study_factor_has_a_reference_level():
+    for study in STUDIES:
+        for factor in study.rows:
+            assert factor in REFERENCE_LEVELS, (study.name, factor)
+    assert REFERENCE_LEVELS == {"model_init": "instruct", "reward": "accuracy", "length_reward": "none",
+                                "bias": "grpo", "method": "grpo"}
+
+
+def test_paired_effect_of_a_constant_gain_has_no_interval(tmp_path):
+    """Per arm the seeds spread the intervals wide; paired by seed the +5.0 is exact."""
+    _write_bias_sweep(tmp_path / "sweep", CONSTANT_GAIN)
+    runs, history = load_run_dirs([tmp_path / "sweep"])
+    build_report(runs, history, tmp_path / "out")
+
+    arms = pd.read_csv(tmp_path / "out" / "bias.csv").set_index("bias")
+    assert arms.loc["grpo", "test/accuracy_mean"] == 55.0
+    assert arms.loc["grpo", "test/accuracy_ci95"] == pytest.approx(T_975_DF2 * 35.0 / math.sqrt(3))  # ~87
+    assert arms["n"].to_dict() == {"dr_grpo": 3, "grpo": 3}
+
+    paired = pd.read_csv(tmp_path / "out" / "bias_paired.csv")
+    assert len(paired) == 1
+    row = paired.iloc[0]
+    assert (row["factor"], row["level"], row["reference"], row["n"], row["pairs"], row["seeds"]) == (
+        "bias", "dr_grpo", "grpo", 3, 3, "0,1,2")
+    assert (row["test/accuracy_mean"], row["test/accuracy_ci95"]) == (5.0, 0.0)
+    assert (row["test/perplexity_mean"], row["test/perplexity_ci95"]) == (0.0, 0.0)  # equal in every run
+    assert math.isnan(row["test/similarity_mean"])  # no run recorded it
+    markdown = (tmp_path / "out" / "bias_paired.md").read_text()
+    assert "paired by seed: level − reference, mean ± 95% CI over seeds (n = paired seeds)" in markdown
+    assert "| bias     | dr_grpo | grpo        | 3   | 5.00 ± 0.00    |" in markdown
+    tex = (tmp_path / "out" / "bias_paired.tex").read_text()
+    assert r"bias & dr\_grpo & grpo & 3 & 5.00 $\pm$ 0.00" in tex
+
+
+def test_unpaired_seeds_are_left_out_of_the_paired_n(tmp_path):
+    # Seed 0 has grpo only, seed 3 dr_grpo only: seeds 1 and 2 pair, differences 3.0 and 7.0.
+    _write_bias_sweep(tmp_path, {("grpo", 0): 40.0, ("grpo", 1): 50.0, ("grpo", 2): 60.0,
+                                 ("dr_grpo", 1): 53.0, ("dr_grpo", 2): 67.0, ("dr_grpo", 3): 10.0})
+    runs, _ = load_run_dirs([tmp_path])
+    row = paired_effects(runs, ("bias",)).iloc[0]
+    assert (row["n"], row["pairs"], row["seeds"]) == (2, 2, "1,2")
+    assert row["test/accuracy_mean"] == 5.0
+    assert row["test/accuracy_ci95"] == pytest.approx(T_975_DF1 * math.sqrt(8.0) / math.sqrt(2))
+    # Only the reference level, or no run at it: no paired row.
+    assert paired_effects(runs[runs["bias"] == "grpo"], ("bias",)).empty
+    assert paired_effects(runs[runs["bias"] == "dr_grpo"], ("bias",)).empty
+
+
+def test_adhoc_runs_sharing_a_seed_count_once(tmp_path):
+    """A plain multirun: the one-factor studies pool the other factors, so a level has several runs of
+    one seed; they are averaged, and n counts seeds (per arm and paired). The factorial pairs only runs
+    that differ in the row's factor alone."""
+    accuracies = {("instruct", "grpo", 0): 10.0, ("instruct", "dr_grpo", 0): 20.0, ("base", "grpo", 0): 30.0,
+                  ("instruct", "grpo", 1): 12.0, ("instruct", "dr_grpo", 1): 24.0, ("base", "grpo", 1): 40.0}
+    for (init, bias, seed), acc in accuracies.items():
+        _write_run(tmp_path / "runs" / f"{init},{bias},{seed}", [f"model_init={init}", f"bias={bias}", f"seed={seed}"],
+                   _metrics(acc))
+    runs, history = load_run_dirs([tmp_path / "runs"])
+    build_report(runs, history, tmp_path / "out")
+
+    arms = pd.read_csv(tmp_path / "out" / "init.csv").set_index("model_init")
+    assert arms.loc["instruct", ["n", "runs", "seeds"]].tolist() == [2, 4, "0,1"]
+    assert arms.loc["instruct", "test/accuracy_mean"] == 16.5  # seeds 0 and 1: 15 and 18
+    assert arms.loc["instruct", "test/accuracy_ci95"] == pytest.approx(T_975_DF1 * 1.5)
+    assert "n = seeds per row" in (tmp_path / "out" / "init.md").read_text()
+
+    init = pd.read_csv(tmp_path / "out" / "init_paired.csv").iloc[0]
+    assert (init["level"], init["reference"], init["n"], init["pairs"]) == ("base", "instruct", 2, 2)
+    assert init["test/accuracy_mean"] == 18.5  # 30 - 15, 40 - 18
+    bias = pd.read_csv(tmp_path / "out" / "bias_paired.csv").iloc[0]
+    assert (bias["level"], bias["n"], bias["test/accuracy_mean"]) == ("dr_grpo", 2, -1.0)  # 20 - 20, 24 - 26
+
+    factorial = pd.read_csv(tmp_path / "out" / "factorial_paired.csv").set_index("factor")
+    assert list(factorial.index) == ["model_init", "bias"]  # reward and length_reward have one level here
+    assert factorial.loc["model_init", ["n", "pairs", "test/accuracy_mean"]].tolist() == [2, 2, 24.0]  # at grpo
+    assert factorial.loc["bias", ["n", "pairs", "test/accuracy_mean"]].tolist() == [2, 2, 11.0]  # at instruct
+
+
+def test_factorial_pairs_average_the_other_factors_within_each_seed(tmp_path):
+    """model_init x bias x 3 seeds: base adds 5 at grpo and 9 at dr_grpo, whatever the seed's level, so
+    the main effect is 7 on every seed; n is 3 seeds, not 6 pairs."""
+    offset = {0: 0.0, 1: 30.0, 2: 65.0}
+    for init in ("base", "instruct"):
+        for bias in ("grpo", "dr_grpo"):
+            for seed in offset:
+                base, dr = init == "base", bias == "dr_grpo"
+                acc = 20.0 + offset[seed] + 5.0 * base + 2.0 * dr + 4.0 * (base and dr)
+                _write_run(tmp_path / f"{init},{bias},{seed}",
+                           ["sweep=factorial", f"model_init={init}", f"bias={bias}", f"seed={seed}"], _metrics(acc))
+    runs, _ = load_run_dirs([tmp_path])
+    study = next(s for s in STUDIES if s.name == "factorial")
+    effects = paired_effects(study_runs(runs, study), study.rows).set_index("factor")
+    assert effects.loc["model_init", ["level", "n", "pairs", "seeds"]].tolist() == ["base", 3, 6, "0,1,2"]
+    assert effects.loc["model_init", ["test/accuracy_mean", "test/accuracy_ci95"]].tolist() == [7.0, 0.0]
+    assert effects.loc["bias", ["level", "n", "pairs"]].tolist() == ["dr_grpo", 3, 6]
+    assert effects.loc["bias", ["test/accuracy_mean", "test/accuracy_ci95"]].tolist() == [4.0, 0.0]
+
+
+def test_cli_writes_and_prints_the_paired_table(tmp_path, capsys):
+    _write_bias_sweep(tmp_path / "sweep", CONSTANT_GAIN)
+    assert main(["--runs", str(tmp_path / "sweep"), "--out", str(tmp_path / "out")]) == 0
+    assert {p.name for p in (tmp_path / "out").glob("bias_paired.*")} == {
+        "bias_paired.csv", "bias_paired.md", "bias_paired.tex"}
+    printed = capsys.readouterr().out
+    assert (tmp_path / "out" / "bias_paired.md").read_text() in printed
+    assert printed.index("### GRPO vs Dr.GRPO\n") < printed.index("### GRPO vs Dr.GRPO: paired effects")
 
 
 class FakeSummary(dict):

@@ -1,0 +1,67 @@
+"""Paired effects: each factor level against the factor's reference level (studies.REFERENCE_LEVELS),
+seed by seed.
+
+The arms of a sweep share seeds, and one seed means one data subset and one init, so the difference
+level - reference within a seed is free of the seed-to-seed variation that widens the per-arm
+intervals. For each factor F of a study and each level L of F other than the reference R:
+
+1. runs that share (the other factors' levels, F's level, seed) are averaged (tables.seed_means);
+2. a pair is a cell at L and the cell at R with the same seed and the same levels of the other
+   factors; its difference L - R is taken per metric;
+3. a seed's effect is the mean of its pairs' differences (in the full factorial: over the combinations
+   of the other factors, the main effect at that seed; in a one-factor study a seed has one pair);
+4. the row reports the mean over seeds, the 95% t-interval half-width over seeds (n - 1 df; NaN for
+   n < 2) and n = the seeds that have at least one pair. A seed present at one level only is no pair.
+
+So n counts seeds, never runs or other-factor combinations (`pairs` in the CSV says how many cells
+were matched). Step 1 covers ad-hoc multiruns, whose one-factor studies pool the other factors: there
+several runs at one level can share a seed; they count once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from analysis.studies import REFERENCE_LEVELS, Study
+from analysis.tables import METRICS, metric_stats, seed_list, seed_means, write_table
+
+LABELS = ("factor", "level", "reference")
+PAIRED_NOTE = "paired by seed: level − reference, mean ± 95% CI over seeds (n = paired seeds)"
+FACTORIAL_NOTE = ("; pairs differ only in the row's factor (other factors equal, same seed), and each seed's "
+                  "pairs are averaged over the other factors' combinations first")
+_MISSING = "<none>"  # stands in for an unrecorded factor level, so that such runs still pair with each other
+
+
+def paired_effects(runs: pd.DataFrame, factors: tuple[str, ...],
+                   reference: dict[str, str] = REFERENCE_LEVELS) -> pd.DataFrame:
+    """A row per (factor, level other than the reference): factor, level, reference, n (paired seeds),
+    pairs (matched cells), seeds, then <metric>_mean and <metric>_ci95 of level - reference.
+
+    Factors whose reference level no run has are left out; a level with no paired seed has n = 0.
+    """
+    metrics = [c for c, _ in METRICS]
+    records = []
+    for factor in factors:
+        ref, others = reference[factor], [f for f in factors if f != factor]
+        if not (runs[factor] == ref).any():
+            continue
+        keyed = runs.dropna(subset=[factor]).fillna({f: _MISSING for f in others})
+        cells = seed_means(keyed, [*others, factor]).set_index([*others, "seed", factor]).unstack(factor)
+        for level in sorted(set(cells["runs"].columns) - {ref}):
+            matched = cells["runs"][[level, ref]].notna().all(axis=1)
+            differences = pd.DataFrame({m: cells[m][level] - cells[m][ref] for m in metrics})[matched]
+            per_seed = differences.groupby(level="seed").mean()
+            records.append({"factor": factor, "level": level, "reference": ref, "n": len(per_seed),
+                            "pairs": int(matched.sum()), "seeds": seed_list(per_seed.index)} | metric_stats(per_seed))
+    return pd.DataFrame(records)
+
+
+def write_paired(runs: pd.DataFrame, study: Study, out_dir: Path) -> list[Path]:
+    """<study>_paired.csv/.md/.tex beside the per-arm table; nothing when no factor has its reference."""
+    effects = paired_effects(runs, study.rows)
+    if effects.empty:
+        return []
+    note = PAIRED_NOTE + (FACTORIAL_NOTE if len(study.rows) > 1 else "")
+    return write_table(effects, LABELS, f"{study.title}: paired effects", out_dir / f"{study.name}_paired", note)
