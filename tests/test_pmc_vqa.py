@@ -173,7 +173,10 @@ def test_one_grpo_step_on_the_pmc_vqa_layout(tiny_cache, tmp_path, monkeypatch):
     assert record["data/skipped/test/empty_question"] == 1
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["data/skipped/test/empty_question"] == 1
     assert 0.0 <= record["test/accuracy"] <= 100.0 and "test/perplexity" in record
-    assert "test/similarity" not in record  # PMC-VQA has no reference rationale
+    # PMC-VQA has no reference rationale: the reasoning is compared with the gold answer's text.
+    assert -1.0 <= record["test/similarity"] <= 1.0
+    predictions = [json.loads(line) for line in (tmp_path / "run" / "predictions.jsonl").read_text().splitlines()]
+    assert {p["similarity_reference"] for p in predictions} == {"answer_text"}
     assert record["factor/judge"] == "none"  # the rule judge needs ground-truth findings
 
 
@@ -230,6 +233,34 @@ def test_paper_overlay_states_the_published_setting(monkeypatch):
     # Factors still swap on top of it.
     swapped = compose_config([PAPER, "model_init=base", "bias=dr_grpo", "reward=semantic"])
     assert swapped.model_init.path == "Qwen/Qwen2-VL-2B" and swapped.bias.loss_type == "dr_grpo"
+
+
+# Each method's resolved values under the paper overlay: (lr, beta, LoRA on, scheduler).
+PAPER_METHODS = {
+    "grpo": (1.0e-6, 0.04, False, "linear"),
+    "sft_full": (1.0e-5, None, False, "cosine"),
+    "sft_lora": (1.0e-4, None, True, "cosine"),
+    "dpo": (5.0e-6, 0.1, False, "cosine"),
+}
+
+
+@pytest.mark.parametrize("method", sorted(PAPER_METHODS))
+def test_paper_overlay_gives_each_method_its_own_setting_in_any_order(method):
+    """The overlay sets GRPO's values for GRPO only; each baseline keeps its identity (LoRA for sft_lora) and its
+    own documented lr/beta, and every order of experiment, method, sweep and a value override composes the same."""
+    import itertools
+
+    from omegaconf import OmegaConf
+
+    parts = [PAPER, f"method={method}", "sweep=methods", "method.logging_steps=5"]
+    resolved = {OmegaConf.to_yaml(compose_config(list(order))) for order in itertools.permutations(parts)}
+    assert len(resolved) == 1
+    cfg = compose_config(parts)
+    lr, beta, lora, scheduler = PAPER_METHODS[method]
+    assert (cfg.method.learning_rate, cfg.method.get("beta"), cfg.method.lora.enabled) == (lr, beta, lora)
+    assert cfg.method.lr_scheduler_type == scheduler and cfg.method.name == method
+    assert cfg.budget.examples == 10000 and cfg.method.max_completion_length == 512 and cfg.method.bf16
+    assert cfg.method.logging_steps == 5  # the command line's value wins over the overlay's
 
 
 def test_paper_overlay_runs_end_to_end_with_the_tiny_model_and_a_small_pmc_vqa(tiny_cache, tiny_lm_dir, tmp_path):
