@@ -76,6 +76,22 @@ def test_bias_sets_the_trainer_arguments(bias, loss_type, scale_rewards, tmp_pat
     assert args.cache_implementation == "static"
 
 
+def test_every_objective_knob_reaches_grpo_config_explicitly(tmp_path):
+    """method.objective's knobs are passed as set, whatever TRL's defaults (use_bias_correction_kl defaults to
+    true in TRL 1.16; GRPO's objective has no such reweighting)."""
+    cfg = compose_config([])
+    args = grpo_config(cfg, str(tmp_path), report_to="none")
+    assert set(cfg.method.objective) >= {"epsilon", "importance_sampling_level", "use_bias_correction_kl",
+                                         "top_entropy_quantile", "entropy_coef", "multi_objective_aggregation"}
+    for key, value in cfg.method.objective.items():
+        assert getattr(args, key) == value, key
+    assert args.use_bias_correction_kl is False
+    flipped = grpo_config(compose_config(["method.objective.use_bias_correction_kl=true",
+                                          "method.objective.importance_sampling_level=sequence"]),
+                          str(tmp_path), report_to="none")
+    assert flipped.use_bias_correction_kl is True and flipped.importance_sampling_level == "sequence"
+
+
 def test_canary_grpo_learns_a_rewarded_letter(small_cfg, tmp_path):
     """Greedy answers move from near chance to >= 80% on the rewarded letter in ~1 CPU minute."""
     cfg = small_cfg

@@ -61,6 +61,48 @@ def test_names_and_target_validation(word_tokenizer):
     assert CorrectnessWeightedLengthReward(word_tokenizer, 8).__name__ == "cwr"
     with pytest.raises(ValueError, match="target_length"):
         ExtendedChainReward(word_tokenizer, 0)
+    for fraction in (0, -0.1, 1.5):
+        with pytest.raises(ValueError, match="target_fraction"):
+            ExtendedChainReward(word_tokenizer, target_fraction=fraction, completion_budget=20)
+    with pytest.raises(ValueError, match="exactly one"):
+        ExtendedChainReward(word_tokenizer, 8, target_fraction=0.5, completion_budget=20)
+
+
+@pytest.mark.parametrize("budget,target", [(20, 12), (512, 307), (1024, 614)])
+def test_target_scales_with_the_completion_budget(word_tokenizer, budget, target):
+    reward = CorrectnessWeightedLengthReward(word_tokenizer, target_fraction=0.6, completion_budget=budget)
+    assert reward.target_length == target
+
+
+def _reasoning(n_tokens: int, answer: str = "B") -> str:
+    return f"<think>{' '.join(['the'] * n_tokens)}</think><answer>{answer}</answer>"
+
+
+@pytest.mark.parametrize("length_reward", ["ecr", "cwr"])
+def test_under_the_paper_overlay_long_reasoning_earns_more(word_tokenizer, length_reward):
+    """Built as a run builds them: at the paper's 512-token budget a 300-token reasoning earns more than a
+    50-token one, and neither is paid in full (the target is not a handful of tokens)."""
+    from medvqa_rl.training.grpo import reward_functions
+
+    from .conftest import compose_config
+
+    cfg = compose_config(["experiment=paper_qwen2vl_2b_pmcvqa", f"length_reward={length_reward}"])
+    (reward,) = [f for f in reward_functions(cfg, word_tokenizer) if getattr(f, "__name__", "") == length_reward]
+    kwargs = dict(answer_label=["B", "B"], options=[OPTIONS, OPTIONS])
+    short, long = reward(completions=[_reasoning(50), _reasoning(300)], **kwargs)
+    assert long > short and long < 1.0 and short < 0.2
+    # The embedded budget (20 tokens) asks for short reasoning: 12 tokens are paid in full.
+    embedded = compose_config([f"length_reward={length_reward}"])
+    (reward,) = [f for f in reward_functions(embedded, word_tokenizer) if getattr(f, "__name__", "") == length_reward]
+    assert reward(completions=[_reasoning(12)], answer_label=["B"], options=[OPTIONS]) == [1.0]
+
+
+def test_ecr_without_the_answer_gate_pays_length_alone(word_tokenizer):
+    """require_answer=false is the paper's plain length reward: reasoning without an answer is paid too."""
+    completions = ["<think>the scan is ct</think>", "<think>the scan</think><answer></answer>", _reasoning(4)]
+    kwargs = dict(completions=completions, options=[OPTIONS] * 3)
+    assert ExtendedChainReward(word_tokenizer, TARGET)(**kwargs) == [0.0, 0.0, 1.0]
+    assert ExtendedChainReward(word_tokenizer, TARGET, require_answer=False)(**kwargs) == [1.0, 0.5, 1.0]
 
 
 @pytest.mark.parametrize(

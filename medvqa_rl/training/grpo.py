@@ -24,10 +24,13 @@ def _reward_specs(cfg: DictConfig) -> list[tuple[DictConfig, float]]:
 def reward_functions(cfg: DictConfig, tokenizer) -> list:
     """The reward callables, instantiated from config (a judge is built here, once per run).
 
-    Specs marked `_partial_: true` (the length rewards) are completed with the policy's tokenizer.
+    Specs marked `_partial_: true` (the length rewards) are completed with the policy's tokenizer and the
+    completion budget (their target length is a fraction of it).
     """
     built = [instantiate(spec) for spec, _ in _reward_specs(cfg)]
-    return [fn(tokenizer=tokenizer) if isinstance(fn, functools.partial) else fn for fn in built]
+    budget = cfg.method.max_completion_length
+    return [fn(tokenizer=tokenizer, completion_budget=budget) if isinstance(fn, functools.partial) else fn
+            for fn in built]
 
 
 def reward_weights(cfg: DictConfig) -> list[float]:
@@ -36,7 +39,8 @@ def reward_weights(cfg: DictConfig) -> list[float]:
 
 
 def grpo_config(cfg: DictConfig, output_dir: str, report_to: str) -> GRPOConfig:
-    """Every GRPO arm sets loss_type, scale_rewards and beta explicitly: TRL's defaults moved across releases."""
+    """Every GRPO arm sets loss_type, scale_rewards, beta and method.objective explicitly: TRL's defaults moved
+    across releases."""
     method, bias = cfg.method, cfg.bias
     return GRPOConfig(
         **common_args(cfg, output_dir, report_to),
@@ -50,6 +54,7 @@ def grpo_config(cfg: DictConfig, output_dir: str, report_to: str) -> GRPOConfig:
         loss_type=bias.loss_type,
         scale_rewards=bias.scale_rewards,
         reward_weights=reward_weights(cfg),
+        **method.objective,
     )
 
 
