@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
+from hydra.utils import get_class
 from omegaconf import DictConfig
+from trl import GRPOConfig
 
 from medvqa_rl.data.questions import QUESTION_MODES
 from medvqa_rl.data.validation import ON_BAD_ROW
 from medvqa_rl.judges.base import ON_FAILURE
 from medvqa_rl.judges.selection import judge_backend
 from medvqa_rl.training import TRAINERS
+
+
+GRPO_CONFIG_FIELDS = frozenset(field.name for field in dataclasses.fields(GRPOConfig))
 
 
 class ConfigError(ValueError):
@@ -32,7 +38,9 @@ def check_config(cfg: DictConfig) -> None:
     _check_model_init(cfg)
     _check_length_rewards(cfg)
     if judge_backend(cfg) != "none":
-        _check_judge(cfg)
+        _check_judge(cfg, cfg.judge, "judge")
+    if cfg.eval.judge_score and cfg.eval.get("judge") is not None:
+        _check_judge(cfg, cfg.eval.judge, "eval.judge")
 
 
 def _check_method(cfg: DictConfig) -> None:
@@ -46,6 +54,9 @@ def _check_method(cfg: DictConfig) -> None:
         raise ConfigError(f"budget.examples must be a positive number of training examples or null, got {examples}")
     if method.trainer != "grpo":
         return
+    unknown = sorted(set(method.get("objective", {})) - GRPO_CONFIG_FIELDS)
+    if unknown:
+        raise ConfigError(f"method.objective.{unknown[0]} is not a field of TRL's GRPOConfig")
     if method.num_generations < 2:
         raise ConfigError(f"method.num_generations must be at least 2 (GRPO compares a group), got {method.num_generations}")
     batch = method.per_device_train_batch_size * method.gradient_accumulation_steps
@@ -68,24 +79,34 @@ def _check_model_init(cfg: DictConfig) -> None:
 
 
 def _check_length_rewards(cfg: DictConfig) -> None:
+    """A length reward's target: exactly one of target_length (tokens, within the completion budget) or
+    target_fraction (of it, in (0, 1])."""
+    budget = cfg.method.max_completion_length
     for name, spec in cfg.length_reward.functions.items():
-        target = spec.get("target_length")
-        if target is not None and target <= 0:
-            raise ConfigError(f"length_reward.functions.{name}.target_length must be a positive number of tokens, got {target}")
+        key = f"length_reward.functions.{name}"
+        length, fraction = spec.get("target_length"), spec.get("target_fraction")
+        if (length is None) == (fraction is None):
+            raise ConfigError(f"{key}: set exactly one of target_fraction (of method.max_completion_length) or "
+                              f"target_length (tokens), got target_fraction={fraction}, target_length={length}")
+        if fraction is not None and not 0 < fraction <= 1:
+            raise ConfigError(f"{key}.target_fraction must be in (0, 1] of method.max_completion_length={budget}, "
+                              f"got {fraction}")
+        if length is not None and not 0 < length <= budget:
+            raise ConfigError(f"{key}.target_length must be a positive number of tokens within "
+                              f"method.max_completion_length={budget}, got {length}")
 
 
-def _check_judge(cfg: DictConfig) -> None:
-    judge = cfg.judge
+def _check_judge(cfg: DictConfig, judge: DictConfig, key: str) -> None:
     if judge.get("on_failure") not in ON_FAILURE:
-        raise ConfigError(f"judge.on_failure must be one of {ON_FAILURE}, got {judge.get('on_failure')!r}")
-    backend = judge_backend(cfg)
+        raise ConfigError(f"{key}.on_failure must be one of {ON_FAILURE}, got {judge.get('on_failure')!r}")
+    backend = get_class(judge._target_).backend
     if backend == "rule" and cfg.dataset.name != "synthetic":
-        raise ConfigError(f"judge=rule checks findings against the image's ground truth, which only dataset=synthetic "
-                          f"has (dataset={cfg.dataset.name}); use judge=hf or judge=openai")
+        raise ConfigError(f"{key}: the rule judge checks findings against the image's ground truth, which only "
+                          f"dataset=synthetic has (dataset={cfg.dataset.name}); use an hf or openai judge")
     key_env = judge.get("api_key_env")
     if backend == "openai" and key_env is not None and not os.environ.get(key_env):
-        raise ConfigError(f"judge.api_key_env: environment variable {key_env} is not set "
-                          "(set it, or judge.api_key_env=null for a server without keys)")
+        raise ConfigError(f"{key}.api_key_env: environment variable {key_env} is not set "
+                          f"(set it, or {key}.api_key_env=null for a server without keys)")
 
 
 def _looks_local(path: str) -> bool:

@@ -14,7 +14,7 @@ from transformers import set_seed
 from medvqa_rl.config_checks import check_config
 from medvqa_rl.data.splits import load_splits
 from medvqa_rl.evaluation import ReasoningSimilarity, evaluate
-from medvqa_rl.judges.selection import evaluation_judge
+from medvqa_rl.judges.selection import evaluation_judge, evaluation_judge_name
 from medvqa_rl.models.loading import load_init
 from medvqa_rl.resumable import config_fingerprint
 from medvqa_rl.run_record import package_versions, write_jsonl, write_metrics, write_resolved_config
@@ -80,6 +80,8 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict:
     record |= {"seed": cfg.seed, "checkpoint": checkpoint, "train/steps": trainer.state.global_step,
                "train/examples": trainer.state.global_step * examples_per_step(cfg.method),
                "config_fingerprint": config_fingerprint(cfg), "wall_time_s": time.time() - started}
+    if judge is not None:
+        record["eval/judge"] = evaluation_judge_name(cfg)
     write_jsonl(run_dir, predictions, "predictions.jsonl")
     write_jsonl(run_dir, init_predictions, "init_predictions.jsonl")
     write_jsonl(run_dir, trainer.state.log_history, "history.jsonl")  # reward, length, loss per logged step

@@ -49,6 +49,7 @@ def test_semantic_run_with_an_http_judge_never_writes_the_key(tiny_cache, tmp_pa
     assert server.requests > 0 and server.auth == {f"Bearer {secret}"}
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert (metrics["factor/reward"], metrics["factor/judge"]) == ("semantic", "openai")
+    assert metrics["eval/judge"] == "openai:BioMistral/BioMistral-7B (reward judge)"
     files = [p for p in run_dir.rglob("*") if p.is_file()]
     assert any("wandb" in p.parts for p in files)
     leaks = [p for p in files if secret.encode() in p.read_bytes()]
@@ -75,6 +76,7 @@ def test_full_factor_grid_runs_all_24_combinations(tiny_cache, tmp_path):
         assert record["train/steps"] == 1
         # The rule judge scores every synthetic run's reasoning (test/judge_score), and rewards the semantic arms.
         assert record["factor/judge"] == "rule" and "test/judge_score" in record
+        assert record["eval/judge"] == "rule (reward judge)" if choices["reward"] == "semantic" else "rule"
         hydra_cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")  # what the run was really given
         assert {g: hydra_cfg[g].name for g in GRID} == choices
     assert sorted(seen) == sorted(itertools.product(*GRID.values()))

@@ -209,3 +209,26 @@ def test_each_judge_config_builds_its_back_end(backend, cls, tiny_lm_dir, monkey
     assert isinstance(judge, cls) and judge.backend == backend
     reward = instantiate(cfg.reward.functions.semantic)
     assert isinstance(reward.judge, cls)
+
+
+def test_the_evaluation_judge_is_separate_when_one_is_set():
+    """eval_judge=<name> scores the evaluation with its own judge, not the one the semantic reward trained
+    against; unset, the reward's judge (or the judge group's) scores, and metrics.json says which."""
+    from medvqa_rl.judges.selection import evaluation_judge, evaluation_judge_name
+
+    from .conftest import compose_config
+
+    reward_judge = RuleJudge()
+    rewards = [SemanticAlignmentReward(reward_judge)]
+    semantic = compose_config(["reward=semantic"])
+    assert evaluation_judge(semantic, rewards) is reward_judge
+    assert evaluation_judge_name(semantic) == "rule (reward judge)"
+    separate = compose_config(["reward=semantic", "eval_judge=rule"])
+    judge = evaluation_judge(separate, rewards)
+    assert isinstance(judge, RuleJudge) and judge is not reward_judge
+    assert evaluation_judge_name(separate) == "rule"
+    hf = compose_config(["reward=semantic", "eval_judge=hf", "eval.judge.model=/judges/other"])
+    assert evaluation_judge_name(hf) == "hf:/judges/other"
+    assert evaluation_judge_name(compose_config([])) == "rule"
+    off = compose_config(["reward=semantic", "eval_judge=rule", "eval.judge_score=false"])
+    assert evaluation_judge(off, rewards) is None and evaluation_judge_name(off) is None
