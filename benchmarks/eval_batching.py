@@ -15,7 +15,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from medvqa_rl.data.synthetic import make_split
-from medvqa_rl.evaluation import ReasoningSimilarity, evaluate, generate_greedy, reference_perplexity
+from medvqa_rl.evaluation import ReasoningSimilarity, answer_perplexity, evaluate, generate_greedy
 from medvqa_rl.judges import RuleJudge
 from medvqa_rl.models.loading import load_model_and_processor
 from medvqa_rl.models.tiny_inits import tiny_checkpoint
@@ -59,7 +59,7 @@ def main() -> None:
     generate_greedy(model, processor, records, args.batch_size, max_new)
     t_generate = time.perf_counter() - start
     start = time.perf_counter()
-    reference_perplexity(model, processor, records, args.batch_size)
+    answer_perplexity(model, processor, records, [None] * len(records), args.batch_size)
     t_perplexity = time.perf_counter() - start
     start = time.perf_counter()
     metrics, _ = evaluate(model, processor, records, batch_size=args.batch_size, max_new_tokens=max_new,

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from medvqa_rl.data.synthetic import make_split
-from medvqa_rl.evaluation import ReasoningSimilarity, evaluate, reference_perplexity, summarize
+from medvqa_rl.evaluation import ReasoningSimilarity, answer_perplexity, evaluate, reference_perplexity, summarize
 from medvqa_rl.judges import RuleJudge
 from medvqa_rl.models.loading import load_init
 from medvqa_rl.prompts import assistant_turn, prompt_messages, reference_completion
@@ -44,16 +44,24 @@ def instruct_model(tiny_cache):
     return model, processor
 
 
-def _direct_nll(model, processor, record) -> tuple[float, int]:
-    """Sum NLL and token count of the reference turn from the model's own loss, built independently of the
-    evaluator: the chat template tokenises prompt and full conversation, labels mask the prompt."""
+def _direct_nll(model, processor, record, target: str | None = None, context: str = "") -> tuple[float, int]:
+    """Sum NLL and token count of ``target`` (default: the reference turn) after the prompt and ``context``,
+    from the model's own loss, built independently of the evaluator: the chat template tokenises the prompt,
+    the tokenizer the rest, labels mask all but the target."""
     from trl.data_utils import prepare_multimodal_messages
 
     prompt = prepare_multimodal_messages(prompt_messages(record["question"], record["options"]), [record["image"]])
-    target = assistant_turn(processor, reference_completion(record["rationale"], record["answer_label"]))
+    if target is None:
+        target = assistant_turn(processor, reference_completion(record["rationale"], record["answer_label"]))
     prompt_inputs = processor.apply_chat_template([prompt], tokenize=True, add_generation_prompt=True,
                                                   return_dict=True, return_tensors="pt")
+    context_ids = processor.tokenizer(context, add_special_tokens=False, return_tensors="pt").input_ids.long()
     target_ids = processor.tokenizer(target, add_special_tokens=False, return_tensors="pt").input_ids
+    prompt_inputs["input_ids"] = torch.cat([prompt_inputs["input_ids"], context_ids], dim=1)
+    prompt_inputs["attention_mask"] = torch.ones_like(prompt_inputs["input_ids"])
+    if "mm_token_type_ids" in prompt_inputs:
+        prompt_inputs["mm_token_type_ids"] = torch.cat(
+            [prompt_inputs["mm_token_type_ids"], torch.zeros_like(context_ids)], dim=1)
     inputs = dict(prompt_inputs)
     inputs["input_ids"] = torch.cat([prompt_inputs["input_ids"], target_ids], dim=1)
     inputs["attention_mask"] = torch.ones_like(inputs["input_ids"])
@@ -77,6 +85,48 @@ def test_perplexity_matches_the_models_own_loss(instruct_model):
     # Batched with padding: the token-weighted perplexity over all records.
     assert reference_perplexity(model, processor, records, batch_size=3) == pytest.approx(
         math.exp(sum(nll) / sum(tokens)), rel=1e-4)
+
+
+def test_answer_perplexity_is_the_gold_answer_after_the_models_own_reasoning(instruct_model):
+    """The same quantity for every method: the gold <answer> block and end of turn, teacher-forced after the
+    prompt and the model's own <think> block (an empty one where it gave none), token-weighted over records."""
+    model, processor = instruct_model
+    records = make_split("test", 4, seed=1)
+    reasonings = ["the lesion count is 2", None, "in the image, the modality is ct", "x"]
+    pairs = [_direct_nll(model, processor, r, target=assistant_turn(processor, f"<answer>{r['answer_label']}</answer>"),
+                         context=f"<think>{reasoning or ''}</think>")
+             for r, reasoning in zip(records, reasonings)]
+    nll, tokens = zip(*pairs)
+    assert answer_perplexity(model, processor, records, reasonings, batch_size=3) == pytest.approx(
+        math.exp(sum(nll) / sum(tokens)), rel=1e-4)
+    # Conditioning matters: the answer after a reasoning that names the gold option's finding vs another's.
+    record = records[0]
+    right, wrong = (f"the {record['question_type']} is {record['options'][i]}"
+                    for i in ("ABCD".index(record["answer_label"]), ("ABCD".index(record["answer_label"]) + 2) % 4))
+    assert answer_perplexity(model, processor, [record], [right], 1) != answer_perplexity(model, processor, [record],
+                                                                                          [wrong], 1)
+
+
+def test_generation_stops_at_the_chats_end_of_turn_as_well_as_eos(instruct_model):
+    """A base checkpoint's generation config may name only <|endoftext|> as eos: the answer still ends at the
+    chat's end of turn (<|im_end|>) instead of running on into the budget."""
+    import copy
+
+    from medvqa_rl.evaluation import generate_greedy
+    from medvqa_rl.evaluation.generation import end_of_turn_ids
+
+    model, processor = instruct_model
+    records = make_split("test", 4, seed=2)
+    normal = generate_greedy(model, processor, records, batch_size=4, max_new_tokens=40)
+    (end_of_turn,) = end_of_turn_ids(processor)
+    saved = copy.deepcopy(model.generation_config)
+    try:
+        model.generation_config.eos_token_id = [t for t in range(3) if t != end_of_turn][0]
+        assert end_of_turn not in [model.generation_config.eos_token_id]
+        assert generate_greedy(model, processor, records, batch_size=4, max_new_tokens=40) == normal
+    finally:
+        model.generation_config = saved
+    assert all(n < 40 for _, n in normal)
 
 
 @pytest.fixture(scope="module")
@@ -108,3 +158,17 @@ def test_evaluate_yields_every_metric_consistent_with_its_rows(instruct_model, s
         if row["reasoning"] is None:
             assert row["similarity"] == 0.0 and row["judge_verdict"] == 0.0
     assert metrics["perplexity"] > 1.0
+
+
+def test_similarity_compares_with_the_gold_answer_text_where_there_is_no_rationale(instruct_model, similarity):
+    """Datasets without a reference rationale (PMC-VQA, VQA-RAD, ...) still get a similarity: of the reasoning
+    to the gold answer's text; each row says which reference it was scored against."""
+    model, processor = instruct_model
+    records = make_split("test", 4, seed=0)
+    records[2:] = [{**r, "rationale": ""} for r in records[2:]]
+    metrics, rows = evaluate(model, processor, records, batch_size=4, max_new_tokens=20, similarity=similarity)
+    assert [r["similarity_reference"] for r in rows] == ["rationale", "rationale", "answer_text", "answer_text"]
+    assert "similarity" in metrics and all("similarity" in r for r in rows)
+    reasoning, gold = rows[3]["reasoning"], records[3]["answer_text"]
+    if reasoning:
+        assert rows[3]["similarity"] == pytest.approx(similarity([reasoning], [gold])[0], abs=1e-5)

@@ -9,7 +9,7 @@ from collections import defaultdict
 from medvqa_rl.data.questions import is_open
 from medvqa_rl.data.splits import findings_json
 from medvqa_rl.evaluation.generation import generate_greedy
-from medvqa_rl.evaluation.perplexity import reference_perplexity
+from medvqa_rl.evaluation.perplexity import answer_perplexity
 from medvqa_rl.rewards import answer_f1, is_correct, is_well_formed, parsed_answer, reasoning_text
 from medvqa_rl.rewards.semantic import judge_items, judged_scores
 
@@ -18,7 +18,7 @@ def evaluate(model, processor, records: list[dict], *, batch_size: int, max_new_
              judge=None, progress: bool = False) -> tuple[dict, list[dict]]:
     """Metrics and one prediction row per record.
 
-    Keys: see summarize(); plus perplexity (of the reference turn). A prediction is `correct` when its
+    Keys: see summarize(); plus perplexity (of the gold answer after the model's own reasoning: perplexity.py). A prediction is `correct` when its
     letter is the label (closed question) or its answer text equals the reference after SQuAD
     normalisation (open question: no options; such rows also carry `f1`, token F1 in [0, 1]).
     """
@@ -41,16 +41,26 @@ def evaluate(model, processor, records: list[dict], *, batch_size: int, max_new_
             "well_formed": is_well_formed(text),
             "completion_tokens": n_tokens,
         })
-    if similarity is not None and any(r["rationale"] for r in records):  # no reference rationale, no similarity
-        scores = similarity([p["reasoning"] for p in predictions], [r["rationale"] for r in records])
-        for row, score in zip(predictions, scores, strict=True):
-            row["similarity"] = score
+    if similarity is not None:
+        references = [similarity_reference(r) for r in records]
+        scores = similarity([p["reasoning"] for p in predictions], [text for text, _ in references])
+        for row, score, (_, kind) in zip(predictions, scores, references, strict=True):
+            row["similarity"], row["similarity_reference"] = score, kind
     if judge is not None:
         for row, verdict in zip(predictions, judge_verdicts(judge, predictions, records), strict=True):
             row["judge_verdict"] = verdict
     metrics = summarize(predictions)
-    metrics["perplexity"] = reference_perplexity(model, processor, records, batch_size)
+    metrics["perplexity"] = answer_perplexity(model, processor, records, [p["reasoning"] for p in predictions],
+                                              batch_size)
     return metrics, predictions
+
+
+def similarity_reference(record: dict) -> tuple[str, str]:
+    """What the reasoning is compared with: the reference rationale where the dataset has one, else the gold
+    answer's text (PMC-VQA, VQA-RAD, ...: does the reasoning arrive at the right finding?). (text, kind)."""
+    if record["rationale"]:
+        return record["rationale"], "rationale"
+    return record["answer_text"], "answer_text"
 
 
 def judge_verdicts(judge, predictions: list[dict], records: list[dict]) -> list[float]:
@@ -67,8 +77,8 @@ def summarize(predictions: list[dict]) -> dict:
     Keys: accuracy (every question), closed/accuracy (closed questions, when there are any),
     open/exact_match and open/f1 (open questions, when there are any), accuracy/<question_type>,
     format_rate, judge_score (percent 0-100); completion_tokens (mean tokens); similarity (mean cosine
-    in [-1, 1]). similarity / judge_score only when every row has one (the evaluation leaves them out
-    without a similarity model / judge, and similarity also without reference rationales).
+    in [-1, 1], against the rationale or else the gold answer's text: similarity_reference). similarity /
+    judge_score only when every row has one (the evaluation leaves them out without a similarity model / judge).
     """
     n = len(predictions)
     metrics = {

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import torch
 from tqdm.auto import tqdm
-from medvqa_rl.prompts import prompt_conversation
+
+from medvqa_rl.prompts import assistant_turn, prompt_conversation
 
 
 def generate_greedy(model, processor, records: list[dict], batch_size: int, max_new_tokens: int,
                     progress: bool = False) -> list[tuple[str, int]]:
     """Greedy completions for ``records``, batch by batch with left padding: [(text, n_tokens)]."""
     tokenizer = processor.tokenizer
+    # A base checkpoint's generation config may stop at <|endoftext|> only; the chat's end of turn ends an answer too.
+    stop_ids = sorted(set(_as_list(model.generation_config.eos_token_id)) | set(end_of_turn_ids(processor)))
     outputs = []
     model.eval()
     for start in tqdm(range(0, len(records), batch_size), desc="generate", unit="batch", disable=not progress):
@@ -26,13 +29,21 @@ def generate_greedy(model, processor, records: list[dict], batch_size: int, max_
             padding_side="left",
         ).to(model.device)
         with torch.no_grad():
-            generated = model.generate(**inputs, do_sample=False, max_new_tokens=max_new_tokens)
+            generated = model.generate(**inputs, do_sample=False, max_new_tokens=max_new_tokens, eos_token_id=stop_ids)
         new_tokens = generated[:, inputs["input_ids"].shape[1] :]
-        stop_ids = set(_as_list(model.generation_config.eos_token_id)) | {tokenizer.pad_token_id}
         for row in new_tokens.tolist():
-            kept = _until_stop(row, stop_ids)
+            kept = _until_stop(row, {*stop_ids, tokenizer.pad_token_id})
             outputs.append((tokenizer.decode(kept, skip_special_tokens=True), len(kept)))
     return outputs
+
+
+def end_of_turn_ids(processor) -> list[int]:
+    """The token that closes an assistant turn in the chat template (e.g. <|im_end|>), if it is one token."""
+    marker = "\x00"
+    turn = assistant_turn(processor, marker)
+    closing = turn[turn.index(marker) + 1 :].strip()
+    ids = processor.tokenizer(closing, add_special_tokens=False)["input_ids"] if closing else []
+    return ids if len(ids) == 1 else []
 
 
 def _as_list(value) -> list:

@@ -1,5 +1,6 @@
-"""Perplexity of the reference response (rationale + answer: the letter, or an open question's answer text; in
-the trained format) under the model."""
+"""Perplexity under the model, teacher-forced: of the gold answer after the model's own reasoning (the
+evaluation's metric, the same quantity for every method and dataset), or of the reference turn (rationale +
+answer, SFT's target). Only the target positions' logits are computed (memory-safe at a 150K vocabulary)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ import math
 import torch
 import torch.nn.functional as F
 
+from medvqa_rl.data.questions import gold_answer
 from medvqa_rl.models.supervised_stage import IGNORE_INDEX, SupervisedExample, TargetOnlyCollator
-from medvqa_rl.prompts import assistant_turn, chat_prompt, reference_response
+from medvqa_rl.prompts import assistant_turn, chat_prompt, reference_completion, reference_response
+
+THINK_END = "</think>"
 
 
 def reference_examples(processor, records: list[dict]) -> list[SupervisedExample]:
@@ -21,22 +25,48 @@ def reference_examples(processor, records: list[dict]) -> list[SupervisedExample
     ]
 
 
-@torch.no_grad()
-def reference_perplexity(model, processor, records: list[dict], batch_size: int) -> float:
-    """exp(total NLL / total target tokens) over all records' reference turns (token-weighted, natural log).
+def answer_examples(processor, records: list[dict], reasonings: list[str | None]) -> list[SupervisedExample]:
+    """(image, chat prompt + the model's own `<think>reasoning</think>`, the gold `<answer>...</answer>` closing
+    the turn). A completion without a single think block contributes an empty one."""
+    examples = []
+    for record, reasoning in zip(records, reasonings, strict=True):
+        turn = assistant_turn(processor, reference_completion(reasoning or "", gold_answer(record)))
+        split = turn.index(THINK_END) + len(THINK_END)
+        prompt = chat_prompt(processor, record["question"], record["options"], record["image"])
+        examples.append(SupervisedExample(record["image"], prompt + turn[:split], turn[split:]))
+    return examples
 
-    Targets include the end-of-turn token. The same value as exp(model(..., labels).loss) when the
-    records fit in one batch of one.
+
+def reference_perplexity(model, processor, records: list[dict], batch_size: int) -> float:
+    """Perplexity of each record's reference turn (its rationale and gold answer in the trained format)."""
+    return target_perplexity(model, processor, reference_examples(processor, records), batch_size)
+
+
+def answer_perplexity(model, processor, records: list[dict], reasonings: list[str | None], batch_size: int) -> float:
+    """Perplexity of the gold answer block (and the end of turn) given the prompt and the model's own reasoning:
+    how strongly the model's reasoning leads it to the right answer. Unlike the reference turn's perplexity it
+    does not favour the method trained on that exact turn (SFT), and needs no reference rationale."""
+    return target_perplexity(model, processor, answer_examples(processor, records, reasonings), batch_size)
+
+
+@torch.no_grad()
+def target_perplexity(model, processor, examples: list[SupervisedExample], batch_size: int) -> float:
+    """exp(total NLL / total target tokens) over all examples' targets (token-weighted, natural log).
+
+    Left padding puts every target at the end of its row, so the model computes logits for the last
+    (longest target + 1) positions only. The same value as exp(model(..., labels).loss) when the examples
+    fit in one batch of one.
     """
-    collate = TargetOnlyCollator(processor)
+    collate = TargetOnlyCollator(processor, padding_side="left")
     total_nll, total_tokens = 0.0, 0
     model.eval()
-    for start in range(0, len(records), batch_size):
+    for start in range(0, len(examples), batch_size):
         # Examples per batch: a real split's images are decoded for their batch only (medvqa_rl/data/records.py).
-        batch = collate(reference_examples(processor, records[start : start + batch_size]))
+        batch = collate(examples[start : start + batch_size])
         labels = batch.pop("labels").to(model.device)
-        logits = model(**{k: v.to(model.device) for k, v in batch.items()}).logits.float()
-        shifted_logits, shifted_labels = logits[:, :-1], labels[:, 1:]
+        keep = int((labels != IGNORE_INDEX).sum(dim=1).max()) + 1
+        logits = model(**{k: v.to(model.device) for k, v in batch.items()}, logits_to_keep=keep).logits
+        shifted_logits, shifted_labels = logits[:, :-1].float(), labels[:, -keep + 1 :]
         nll = F.cross_entropy(shifted_logits.reshape(-1, shifted_logits.shape[-1]), shifted_labels.reshape(-1),
                               ignore_index=IGNORE_INDEX, reduction="sum")
         total_nll += nll.item()

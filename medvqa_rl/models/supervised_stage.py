@@ -23,14 +23,15 @@ class SupervisedExample:
 
 
 class TargetOnlyCollator:
-    """Right-pads a batch through the processor and masks everything but each target.
+    """Pads a batch through the processor and masks everything but each target.
 
     Targets are located by token counts, never by re-finding strings: a byte-level BPE may
-    tokenise a word differently inside a longer text.
+    tokenise a word differently inside a longer text. Right padding for training; left padding puts
+    every target at the end of its row, so an evaluation can ask the model for the last logits only.
     """
 
-    def __init__(self, processor):
-        self.processor = processor
+    def __init__(self, processor, padding_side: str = "right"):
+        self.processor, self.padding_side = processor, padding_side
 
     def __call__(self, examples: list[SupervisedExample]) -> dict:
         tokenizer = self.processor.tokenizer
@@ -38,14 +39,15 @@ class TargetOnlyCollator:
             text=[e.prompt + e.target for e in examples],
             images=[[e.image] for e in examples],
             padding=True,
-            padding_side="right",
+            padding_side=self.padding_side,
             return_tensors="pt",
         )
         labels = torch.full_like(batch["input_ids"], IGNORE_INDEX)
-        lengths = batch["attention_mask"].sum(dim=1).tolist()
-        for row, (example, length) in enumerate(zip(examples, lengths)):
+        width = batch["input_ids"].shape[1]
+        ends = [width] * len(examples) if self.padding_side == "left" else batch["attention_mask"].sum(dim=1).tolist()
+        for row, (example, end) in enumerate(zip(examples, ends)):
             n_target = len(tokenizer(example.target, add_special_tokens=False)["input_ids"])
-            labels[row, length - n_target : length] = batch["input_ids"][row, length - n_target : length]
+            labels[row, end - n_target : end] = batch["input_ids"][row, end - n_target : end]
         batch["labels"] = labels
         return dict(batch)
 
