@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
 from pathlib import Path
 
@@ -57,6 +58,7 @@ def _check_method(cfg: DictConfig) -> None:
     unknown = sorted(set(method.get("objective", {})) - GRPO_CONFIG_FIELDS)
     if unknown:
         raise ConfigError(f"method.objective.{unknown[0]} is not a field of TRL's GRPOConfig")
+    _check_vllm(method)
     if method.num_generations < 2:
         raise ConfigError(f"method.num_generations must be at least 2 (GRPO compares a group), got {method.num_generations}")
     batch = method.per_device_train_batch_size * method.gradient_accumulation_steps
@@ -65,6 +67,25 @@ def _check_method(cfg: DictConfig) -> None:
             f"method.num_generations={method.num_generations} must divide the generation batch "
             f"method.per_device_train_batch_size * method.gradient_accumulation_steps = {batch}"
         )
+
+
+VLLM_MODES = ("colocate", "server")
+
+
+def _check_vllm(method: DictConfig) -> None:
+    """method.use_vllm: vLLM must be importable (TRL would only fail once the model is loaded) and the mode one of
+    TRL's; colocate takes a fraction of each GPU."""
+    if not method.get("use_vllm"):
+        return
+    if importlib.util.find_spec("vllm") is None:
+        raise ConfigError("method.use_vllm=true needs vLLM, which is not installed: pip install -e '.[vllm]' "
+                          "(vLLM 0.30.0 with torch 2.13.0, see docs/paper_setting.md#vllm-rollouts), "
+                          "or set method.use_vllm=false")
+    if method.vllm_mode not in VLLM_MODES:
+        raise ConfigError(f"method.vllm_mode must be one of {VLLM_MODES}, got {method.vllm_mode!r}")
+    fraction = method.vllm_gpu_memory_utilization
+    if not 0 < fraction <= 1:
+        raise ConfigError(f"method.vllm_gpu_memory_utilization must be a fraction of the GPU in (0, 1], got {fraction}")
 
 
 def _check_model_init(cfg: DictConfig) -> None:

@@ -50,6 +50,9 @@ def grpo_config(cfg: DictConfig, output_dir: str, report_to: str) -> GRPOConfig:
         cache_implementation=method.cache_implementation,
         temperature=method.temperature,
         mask_truncated_completions=method.mask_truncated_completions,
+        use_vllm=method.use_vllm,  # rollouts through vLLM (checked installed in config_checks)
+        vllm_mode=method.vllm_mode,
+        vllm_gpu_memory_utilization=method.vllm_gpu_memory_utilization,
         beta=method.beta,
         loss_type=bias.loss_type,
         scale_rewards=bias.scale_rewards,
