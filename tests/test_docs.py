@@ -6,7 +6,10 @@ dropped) must be one of:
 
 - `python -m medvqa_rl [-m] <overrides>`, also as the module of `accelerate launch` or `torchrun`: the
   overrides compose against conf/ with Hydra's compose API and the config resolves; under `-m` a comma list
-  is expanded so that every value is composed once (the other lists at their first value);
+  is expanded so that every value is composed once (the other lists at their first value); an accelerate
+  `--config_file` exists;
+- `sbatch [--option=value ...] <script> <overrides>`: the script exists and starts `-m medvqa_rl`, and the
+  overrides compose as one run's;
 - `python -m <module> ...` / `python <script>.py ...`: the module or script exists, `--help` exits 0, and
   the command's own arguments pass its argparse parser (in-process, stopped right after parsing, so nothing
   runs); Hydra overrides among them (`build_tiny`, `default_gain.py`) compose too;
@@ -58,7 +61,8 @@ DELEGATED = {
 }
 
 # Paths quoted in prose (`...`) that start with one of these must exist in the repository.
-REPO_DIRS = ("conf/", "medvqa_rl/", "benchmarks/", "analysis/", "tests/", "sweeps/", "docs/", "results/", ".ci/")
+REPO_DIRS = ("conf/", "medvqa_rl/", "benchmarks/", "analysis/", "tests/", "sweeps/", "docs/", "results/", ".ci/",
+             "accelerate_configs/")
 ENV_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 
 
@@ -296,6 +300,8 @@ def check_launcher(argv: list[str], where: str, monkeypatch) -> None:
             args = parser.parse_args(launcher_args)
     except SystemExit:
         pytest.fail(f"{where}: {argv[0]} does not accept these arguments:\n{errors.getvalue()}")
+    if argv[0] == "accelerate" and args.config_file is not None:
+        assert (ROOT / args.config_file).is_file(), f"{where}: no accelerate config {args.config_file}"
     if args.module and args.training_script == "medvqa_rl":
         return check_hydra_args(list(args.training_script_args), where)
     pytest.fail(f"{where}: {argv[0]} runs {args.training_script}; only `-m medvqa_rl` is checked")
@@ -342,13 +348,24 @@ def check_bash(step: Step, where: str) -> None:
             check_hydra_args(["-m", f"sweep={study}", *step.argv[2:]], where)
 
 
+def check_sbatch(argv: list[str], where: str) -> None:
+    """`sbatch [--option=value ...] script overrides`: the script runs medvqa_rl; the overrides compose."""
+    args = argv[1:]
+    while args and args[0].startswith("-"):
+        assert "=" in args[0], f"{where}: write sbatch options as --option=value, so the script is found"
+        args = args[1:]
+    assert args and (ROOT / args[0]).is_file(), f"{where}: no sbatch script {args[:1]}"
+    assert "-m medvqa_rl" in (ROOT / args[0]).read_text(), f"{where}: {args[0]} does not run medvqa_rl"
+    check_hydra_args(args[1:], where)
+
+
 def check_env(step: Step, where: str) -> None:
     """Every VAR=value in front of a command is read somewhere: the package, the configs or the script."""
     if not step.env:
         return
     sources = [*ROOT.glob("medvqa_rl/**/*.py"), *ROOT.glob("conf/**/*.yaml")]
-    if step.argv[:1] == ("bash",):
-        sources.append(ROOT / step.argv[1])
+    if step.argv[:1] in (("bash",), ("sbatch",)):  # the script it runs reads them
+        sources += [ROOT / arg for arg in step.argv[1:] if not arg.startswith("-") and "=" not in arg][:1]
     text = "\n".join(p.read_text() for p in sources if p.is_file())
     for name, _ in step.env:
         assert name in text, f"{where}: nothing reads the environment variable {name}"
@@ -374,6 +391,8 @@ def test_doc_command(step, monkeypatch):
         check_pip(argv, where)
     elif argv[0] == "bash" and len(argv) > 1:
         check_bash(step, where)
+    elif argv[0] == "sbatch":
+        check_sbatch(argv, where)
     else:
         pytest.fail(f"{where}: `{step.text}` is no command kind that tests/test_docs.py checks; "
                     "check it there or list it in DELEGATED with the CI step or test that runs it")
