@@ -1,11 +1,14 @@
 """Runs that a sweep can resume: skip a grid point already finished with the same resolved config, keep
 (never delete) the records a rerun replaces, and leave a failure record when a run raises.
 
-A named sweep gives every grid point a stable folder (sweeps/_common.yaml), so rerunning the same
-command meets each earlier attempt there:
+A named sweep gives every grid point a stable folder (sweeps/_common.yaml), and a single run the
+folder its command names (hydra.run.dir), so rerunning the same command meets each earlier attempt there:
 - metrics.json with the same config fingerprint: finished, skipped (its metrics are returned);
-- metrics.json of another config (the defaults changed since), failure.json, or a record cut off
-  mid-run: moved into previous/<time>/ and the point is run again.
+- a complete checkpoint of the same config (killed, preempted, failed after saving): resumed from the
+  newest one (medvqa_rl/checkpoints.py); the earlier failure.json is moved into previous/<time>/;
+- metrics.json of another config (the defaults changed since), checkpoints of another config,
+  failure.json without a checkpoint, or a record cut off mid-run: moved into previous/<time>/ and the
+  point is run again from the start.
 """
 
 from __future__ import annotations
@@ -21,15 +24,19 @@ from pathlib import Path
 from accelerate import PartialState
 from omegaconf import DictConfig, OmegaConf
 
+from medvqa_rl.checkpoints import TRAINER_DIR, checkpoint_step, resumable_checkpoint
+from medvqa_rl.training.preemption import Preempted
+
 log = logging.getLogger(__name__)
 
 # Where a run's results go, how they are shown or whether its data comes from a cache, not what they are:
 # left out of the fingerprint.
-PRESENTATION_KEYS = ("wandb", "cache_dir", "sweep", "eval.progress", "dataset.cache")
+PRESENTATION_KEYS = ("wandb", "cache_dir", "sweep", "eval.progress", "dataset.cache", "save_model", "keep_checkpoints",
+                     "method.save_steps", "method.save_total_limit", "method.push_to_hub", "method.hub_model_id")
 FAILURE_FILE = "failure.json"
 # Everything a run writes into its folder besides Hydra's .hydra/ (rewritten by every attempt).
-RECORD_FILES = ("metrics.json", "predictions.jsonl", "init_predictions.jsonl", "history.jsonl", "resolved_config.yaml",
-                FAILURE_FILE)
+RECORD_FILES = ("metrics.json", "predictions.jsonl", "init_predictions.jsonl", "init_metrics.json", "history.jsonl",
+                "resolved_config.yaml", "wandb_run_id.txt", "model", TRAINER_DIR, FAILURE_FILE)
 
 
 def config_fingerprint(cfg: DictConfig) -> str:
@@ -62,10 +69,11 @@ def finished_metrics(run_dir: Path, fingerprint: str) -> dict | None:
     return metrics if metrics.get("config_fingerprint") == fingerprint else None
 
 
-def set_aside_earlier_attempt(run_dir: Path) -> Path | None:
-    """Moves an earlier attempt's record files into run_dir/previous/<time>/; returns that folder."""
+def set_aside_earlier_attempt(run_dir: Path, names=RECORD_FILES) -> Path | None:
+    """Moves an earlier attempt's record files (those of ``names`` present) into run_dir/previous/<time>/;
+    returns that folder."""
     run_dir = Path(run_dir)
-    found = [run_dir / name for name in RECORD_FILES if (run_dir / name).exists()]
+    found = [run_dir / name for name in names if (run_dir / name).exists()]
     if not found:
         return None
     target = run_dir / "previous" / time.strftime("%Y%m%d-%H%M%S")
@@ -78,7 +86,8 @@ def set_aside_earlier_attempt(run_dir: Path) -> Path | None:
 
 
 def resumable_run(run_fn, cfg: DictConfig, run_dir: str | Path) -> dict:
-    """run_fn(cfg, run_dir) unless run_dir holds this config's finished record; failures leave failure.json.
+    """run_fn(cfg, run_dir, resume_from=<checkpoint or None>) unless run_dir holds this config's finished
+    record; failures leave failure.json.
 
     The exception is re-raised: Hydra's launchers record it, run the rest of the grid, and exit non-zero.
     """
@@ -88,15 +97,20 @@ def resumable_run(run_fn, cfg: DictConfig, run_dir: str | Path) -> dict:
     if done is not None:
         log.info("skipped: %s already holds a finished run of this config (%s)", run_dir, fingerprint)
         return done
-    main_process = PartialState().is_main_process
-    if main_process:
-        earlier = set_aside_earlier_attempt(run_dir)
-        if earlier is not None:
+    state = PartialState()
+    resume_from = resumable_checkpoint(run_dir, fingerprint)  # read by every process before anything moves
+    state.wait_for_everyone()
+    if state.is_main_process:
+        earlier = set_aside_earlier_attempt(run_dir, (FAILURE_FILE,) if resume_from else RECORD_FILES)
+        if resume_from is not None:
+            log.info("resuming from %s (step %d)", resume_from, checkpoint_step(resume_from))
+        elif earlier is not None:
             log.info("an earlier attempt's record was moved to %s; running again", earlier)
+    state.wait_for_everyone()
     try:
-        return run_fn(cfg, run_dir)
+        return run_fn(cfg, run_dir, resume_from=resume_from)
     except BaseException as error:  # interrupts too: the record says the run did not finish
-        if main_process:
+        if state.is_main_process:
             failure = write_failure(run_dir, error, fingerprint)
             record_failure_in_wandb(cfg, run_dir, failure)
         raise
@@ -104,7 +118,7 @@ def resumable_run(run_fn, cfg: DictConfig, run_dir: str | Path) -> dict:
 
 def write_failure(run_dir: Path, error: BaseException, fingerprint: str) -> dict:
     failure = {
-        "status": "failed" if isinstance(error, Exception) else "interrupted",
+        "status": _status(error),
         "error_type": type(error).__name__,
         "message": str(error),
         "traceback": traceback.format_exc(),
@@ -115,6 +129,12 @@ def write_failure(run_dir: Path, error: BaseException, fingerprint: str) -> dict
     (run_dir / FAILURE_FILE).write_text(json.dumps(failure, indent=2))
     log.error("run failed (%s: %s); recorded in %s", failure["error_type"], failure["message"], run_dir / FAILURE_FILE)
     return failure
+
+
+def _status(error: BaseException) -> str:
+    if isinstance(error, Preempted):
+        return "preempted"  # a checkpoint was saved: the rerun resumes
+    return "failed" if isinstance(error, Exception) else "interrupted"
 
 
 def record_failure_in_wandb(cfg: DictConfig, run_dir: Path, failure: dict) -> None:

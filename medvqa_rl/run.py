@@ -1,4 +1,4 @@
-"""One run: data, model, trainer, train, evaluate, record."""
+"""One run: data, model, trainer, train (or resume), evaluate, record, keep the trained model."""
 
 from __future__ import annotations
 
@@ -11,33 +11,39 @@ from accelerate import PartialState
 from omegaconf import DictConfig
 from transformers import set_seed
 
+from medvqa_rl.checkpoints import checkpoint_step, mark_trainer_dir, remove_checkpoints, trainer_dir
 from medvqa_rl.config_checks import check_config
 from medvqa_rl.data.splits import load_splits
 from medvqa_rl.evaluation import ReasoningSimilarity, evaluate
 from medvqa_rl.judges.selection import evaluation_judge, evaluation_judge_name
 from medvqa_rl.models.loading import load_init
 from medvqa_rl.resumable import config_fingerprint
-from medvqa_rl.run_record import package_versions, write_jsonl, write_metrics, write_resolved_config
-from medvqa_rl.tracking import factor_choices, finish_wandb, predictions_table, start_wandb
+from medvqa_rl.run_record import (MODEL_DIR, package_versions, read_init_record, write_init_record, write_jsonl,
+                                  write_metrics, write_resolved_config)
+from medvqa_rl.tracking import factor_choices, finish_wandb, predictions_table, start_wandb, wandb_run_id
 from medvqa_rl.training import build_trainer
 from medvqa_rl.training.common import examples_per_step
 from medvqa_rl.training.grpo import reward_functions
+from medvqa_rl.training.preemption import PreemptionCallback, preemptible
+from medvqa_rl.training.resume import restore_checkpoint_weights
 
 log = logging.getLogger(__name__)
 
 
-def run(cfg: DictConfig, run_dir: str | Path) -> dict:
+def run(cfg: DictConfig, run_dir: str | Path, resume_from: str | Path | None = None) -> dict:
     """Trains and evaluates one configuration; writes metrics.json and predictions under run_dir.
 
     Returns the flat metrics: test/* after training and init/test/* before it (rates in percent 0-100).
-    Under `accelerate launch` every process trains; only the main one evaluates, records and logs
-    (the others return an empty dict).
+    With resume_from (a checkpoint of this config, medvqa_rl/resumable.py), training continues from it
+    and the init evaluation already recorded is reused. Under `accelerate launch` every process trains;
+    only the main one evaluates, records and logs (the others return an empty dict).
     """
     started = time.time()
     check_config(cfg)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     set_seed(cfg.seed)
+    fingerprint = config_fingerprint(cfg)
 
     skipped = Counter()
     train_records, test_records = load_splits(cfg.dataset, skipped, cfg.cache_dir)
@@ -45,7 +51,7 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict:
     # Rewards and judge before the init eval: a judge that cannot start should fail the run early.
     rewards = reward_functions(cfg, processor.tokenizer) if cfg.method.trainer == "grpo" else []
     main_process = PartialState().is_main_process
-    wandb_run = start_wandb(cfg, str(run_dir)) if main_process else None
+    wandb_run = start_wandb(cfg, str(run_dir), wandb_run_id(run_dir, fingerprint, resume_from)) if main_process else None
 
     if main_process:
         judge = evaluation_judge(cfg, rewards)
@@ -57,18 +63,34 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict:
                             max_new_tokens=cfg.eval.max_new_tokens, similarity=similarity, judge=judge,
                             progress=cfg.eval.progress)
 
-        init_metrics, init_predictions = evaluate_test(model)
+        init_metrics = read_init_record(run_dir, fingerprint) if resume_from else None
+        if init_metrics is None:
+            init_metrics, init_predictions = evaluate_test(model)
+            write_init_record(run_dir, fingerprint, init_metrics, init_predictions)
+            if wandb_run is not None:
+                wandb_run.log({f"init/test/{k}": v for k, v in init_metrics.items()}, step=0)
         log.info("init: test accuracy %.1f%%, format %.1f%%", init_metrics["accuracy"], init_metrics["format_rate"])
-        if wandb_run is not None:
-            wandb_run.log({f"init/test/{k}": v for k, v in init_metrics.items()}, step=0)
+        mark_trainer_dir(run_dir, fingerprint)
 
     set_seed(cfg.seed)
-    trainer = build_trainer(cfg, model, processor, rewards, train_records, str(run_dir / "trainer"),
+    trainer = build_trainer(cfg, model, processor, rewards, train_records, str(trainer_dir(run_dir)),
                             report_to="wandb" if wandb_run is not None else "none")
-    trainer.train()
+    PartialState().wait_for_everyone()
+    preemption = PreemptionCallback()
+    trainer.add_callback(preemption)
+    if resume_from:
+        restore_checkpoint_weights(trainer, str(resume_from))
+    with preemptible(preemption):
+        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    if cfg.save_model:  # every process: sharded (ZeRO-3, FSDP) weights are gathered for the save
+        trainer.save_model(str(run_dir / MODEL_DIR))
+    if cfg.method.push_to_hub:
+        trainer.push_to_hub()
     if not main_process:
         return {}
 
+    if cfg.save_model:
+        processor.save_pretrained(run_dir / MODEL_DIR)
     metrics, predictions = evaluate_test(trainer.model)
     log.info("trained: test accuracy %.1f%% (init %.1f%%)", metrics["accuracy"], init_metrics["accuracy"])
 
@@ -79,14 +101,16 @@ def run(cfg: DictConfig, run_dir: str | Path) -> dict:
     record |= {f"data/skipped/{key}": n for key, n in sorted(skipped.items())}
     record |= {"seed": cfg.seed, "checkpoint": checkpoint, "train/steps": trainer.state.global_step,
                "train/examples": trainer.state.global_step * examples_per_step(cfg.method),
-               "config_fingerprint": config_fingerprint(cfg), "wall_time_s": time.time() - started}
+               "train/resumed_from_step": checkpoint_step(resume_from) if resume_from else 0,
+               "config_fingerprint": fingerprint, "wall_time_s": time.time() - started}
     if judge is not None:
         record["eval/judge"] = evaluation_judge_name(cfg)
     write_jsonl(run_dir, predictions, "predictions.jsonl")
-    write_jsonl(run_dir, init_predictions, "init_predictions.jsonl")
-    write_jsonl(run_dir, trainer.state.log_history, "history.jsonl")  # reward, length, loss per logged step
+    write_jsonl(run_dir, trainer.state.log_history, "history.jsonl")  # every logged step, resumed ones included
     write_resolved_config(run_dir, cfg)
-    write_metrics(run_dir, record)  # last: its presence marks the run finished (medvqa_rl/resumable.py)
+    write_metrics(run_dir, record)  # its presence marks the run finished (medvqa_rl/resumable.py)
+    if not cfg.keep_checkpoints:
+        remove_checkpoints(run_dir)
     if wandb_run is not None:
         finish_wandb(wandb_run, record, predictions_table(predictions, test_records, rewards, cfg.wandb.table_rows))
     return record

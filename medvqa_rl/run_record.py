@@ -11,6 +11,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+MODEL_DIR = "model"  # the trained policy (or LoRA adapters) and processor of a finished run
+INIT_METRICS = "init_metrics.json"
+
 PACKAGES = ("medvqa_rl", "torch", "transformers", "trl", "peft", "datasets", "hydra-core", "wandb")
 
 
@@ -47,3 +50,22 @@ def write_resolved_config(run_dir: Path, cfg: DictConfig) -> Path:
     path = Path(run_dir) / "resolved_config.yaml"
     OmegaConf.save(cfg, path, resolve=True)
     return path
+
+
+def write_init_record(run_dir: Path, fingerprint: str, metrics: dict, predictions: list[dict]) -> None:
+    """The init evaluation, written as soon as it is done: a resumed run reuses it instead of redoing it."""
+    write_jsonl(run_dir, predictions, "init_predictions.jsonl")
+    path = Path(run_dir) / INIT_METRICS
+    partial = path.with_suffix(".json.partial")
+    partial.write_text(json.dumps({"config_fingerprint": fingerprint, "metrics": metrics}, indent=2))
+    os.replace(partial, path)
+
+
+def read_init_record(run_dir: Path, fingerprint: str) -> dict | None:
+    """The init metrics recorded by an earlier attempt of this config, else None."""
+    path = Path(run_dir) / INIT_METRICS
+    try:
+        record = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    return record["metrics"] if record.get("config_fingerprint") == fingerprint else None

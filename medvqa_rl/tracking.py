@@ -6,7 +6,10 @@ summary holds the final metrics; `test/predictions` is a Table of sample predict
 
 from __future__ import annotations
 
+import hashlib
 import os
+import secrets
+from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -21,8 +24,25 @@ def factor_choices(cfg: DictConfig) -> dict[str, str]:
     return {f: str(cfg[f].name) for f in RECORDED_GROUPS} | {"judge": judge_backend(cfg)}
 
 
-def start_wandb(cfg: DictConfig, run_dir: str):
-    """Starts a W&B run (offline by default) carrying the resolved config; None when disabled."""
+WANDB_ID_FILE = "wandb_run_id.txt"
+
+
+def wandb_run_id(run_dir: str | Path, fingerprint: str, resume_from=None) -> str:
+    """The W&B run id of this run dir's attempt: kept in the run dir, so a resumed attempt continues the same
+    W&B run; a fresh start (its earlier record set aside) gets a new one: a digest of the run dir and the
+    config, and a random suffix (W&B would drop a restarted run's steps below the ones it already has)."""
+    path = Path(run_dir) / WANDB_ID_FILE
+    if resume_from is not None and path.is_file():
+        return path.read_text().strip()
+    digest = hashlib.sha256(f"{Path(run_dir).resolve()}|{fingerprint}".encode()).hexdigest()[:12]
+    run_id = f"{digest}-{secrets.token_hex(3)}"
+    path.write_text(run_id + "\n")
+    return run_id
+
+
+def start_wandb(cfg: DictConfig, run_dir: str, run_id: str | None = None):
+    """Starts (or, with the id of an earlier attempt, continues) a W&B run (offline by default) carrying the
+    resolved config; None when disabled."""
     if cfg.wandb.mode == "disabled":
         return None
     import wandb
@@ -40,6 +60,8 @@ def start_wandb(cfg: DictConfig, run_dir: str):
         tags=[f"{f}={choice}" for f, choice in choices.items()] + list(cfg.wandb.tags),
         config=config,
         dir=run_dir,
+        id=run_id,
+        resume="allow" if run_id else None,
         reinit="finish_previous",
     )
 

@@ -21,10 +21,11 @@ class Recorder:
     """A stand-in for run(): writes a finished record the way run() does, or raises."""
 
     def __init__(self, error: BaseException | None = None):
-        self.calls, self.error = 0, error
+        self.calls, self.error, self.resumed_from = 0, error, []
 
-    def __call__(self, cfg, run_dir):
+    def __call__(self, cfg, run_dir, resume_from=None):
         self.calls += 1
+        self.resumed_from.append(resume_from)
         if self.error is not None:
             raise self.error
         record = {"test/accuracy": 50.0, "config_fingerprint": config_fingerprint(cfg)}

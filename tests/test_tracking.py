@@ -52,3 +52,25 @@ def test_run_carries_group_job_type_factor_keys_and_tags(tmp_path):
         assert run.config["sweep"]["name"] == "bias" and run.config["seed"] == 0
     finally:
         run.finish()
+
+
+def test_a_resumed_attempt_continues_the_same_wandb_run(tmp_path):
+    """The W&B id lives in the run dir: a resumed attempt reads it back and continues that run (resume="allow");
+    a fresh start (its earlier record set aside) gets a new one, so its step 0 is not dropped by W&B."""
+    from medvqa_rl.tracking import wandb_run_id
+
+    first = wandb_run_id(tmp_path, "fp")
+    assert wandb_run_id(tmp_path, "fp", resume_from=tmp_path / "trainer" / "checkpoint-2") == first
+    cfg = compose_config(["wandb.mode=offline"])
+    run = start_wandb(cfg, str(tmp_path), first)
+    try:
+        assert run.id == first
+    finally:
+        run.finish()
+    again = start_wandb(cfg, str(tmp_path), first)  # the retry of a killed attempt
+    try:
+        assert again.id == first
+    finally:
+        again.finish()
+    (tmp_path / "wandb_run_id.txt").unlink()  # set aside with the earlier record on a fresh start
+    assert wandb_run_id(tmp_path, "fp") != first

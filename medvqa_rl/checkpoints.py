@@ -1,0 +1,106 @@
+"""The trainer's checkpoints in a run dir (<run_dir>/trainer/checkpoint-<step>/): which one a rerun resumes
+from, and cleaning them up once the run has finished.
+
+A checkpoint is complete when the trainer got to its last file (trainer_state.json, written after the
+weights, optimizer, scheduler and RNG states) and every file it holds reads back: JSON parses, safetensors
+headers and torch's zip archives are intact. A run killed while saving leaves an incomplete newest
+checkpoint; the previous one is used instead, with a warning naming the skipped one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import struct
+import zipfile
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+TRAINER_DIR = "trainer"
+FINGERPRINT_FILE = "config_fingerprint.txt"  # in TRAINER_DIR: the config its checkpoints belong to
+TRAINER_STATE = "trainer_state.json"
+_CHECKPOINT = re.compile(r"checkpoint-(\d+)$")
+
+
+def trainer_dir(run_dir: Path) -> Path:
+    return Path(run_dir) / TRAINER_DIR
+
+
+def checkpoints(run_dir: Path) -> list[Path]:
+    """checkpoint-<step> folders under the run's trainer dir, newest (highest step) first."""
+    root = trainer_dir(run_dir)
+    found = [p for p in root.glob("checkpoint-*") if p.is_dir() and _CHECKPOINT.search(p.name)] if root.is_dir() else []
+    return sorted(found, key=lambda p: int(_CHECKPOINT.search(p.name).group(1)), reverse=True)
+
+
+def checkpoint_step(path: Path) -> int:
+    return int(_CHECKPOINT.search(Path(path).name).group(1))
+
+
+def incomplete_reason(path: Path) -> str | None:
+    """Why the checkpoint cannot be resumed from (a file missing or unreadable), or None when it can."""
+    path = Path(path)
+    if not (path / TRAINER_STATE).is_file():
+        return f"no {TRAINER_STATE} (killed while saving?)"
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        try:
+            _check_readable(file)
+        except Exception as error:  # noqa: BLE001 - any failure to read the file makes the checkpoint unusable
+            return f"{file.relative_to(path)} is unreadable ({type(error).__name__}: {error})"
+    return None
+
+
+def _check_readable(file: Path) -> None:
+    if file.suffix == ".json":
+        json.loads(file.read_text())
+    elif file.suffix == ".safetensors":
+        _check_safetensors(file)
+    elif file.suffix in (".pt", ".pth", ".bin"):
+        with zipfile.ZipFile(file) as archive:  # torch.save's format: a cut-off file has no central directory
+            if archive.testzip() is not None:
+                raise ValueError("a corrupt member")
+
+
+def _check_safetensors(file: Path) -> None:
+    """The header parses and the data section is as long as its last tensor offset says."""
+    with file.open("rb") as f:
+        (header_size,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(header_size))
+    end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+    if file.stat().st_size < 8 + header_size + end:
+        raise ValueError("truncated tensor data")
+
+
+def resumable_checkpoint(run_dir: Path, fingerprint: str) -> Path | None:
+    """The newest complete checkpoint of this config in run_dir, or None (none, or another config's)."""
+    found = checkpoints(run_dir)
+    if not found:
+        return None
+    marker = trainer_dir(run_dir) / FINGERPRINT_FILE
+    owner = marker.read_text().strip() if marker.is_file() else None
+    if owner != fingerprint:
+        log.info("checkpoints in %s belong to another config (%s, this one %s): not resumed",
+                 trainer_dir(run_dir), owner, fingerprint)
+        return None
+    for path in found:
+        reason = incomplete_reason(path)
+        if reason is None:
+            return path
+        log.warning("skipping checkpoint %s: %s; trying the previous one", path, reason)
+    return None
+
+
+def mark_trainer_dir(run_dir: Path, fingerprint: str) -> None:
+    """Records which config the checkpoints about to be written belong to."""
+    root = trainer_dir(run_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / FINGERPRINT_FILE).write_text(fingerprint + "\n")
+
+
+def remove_checkpoints(run_dir: Path) -> None:
+    """Deletes the intermediate checkpoints of a finished run (its trained model is in <run_dir>/model/)."""
+    for path in checkpoints(run_dir):
+        shutil.rmtree(path, ignore_errors=True)
