@@ -15,6 +15,7 @@ from medvqa_rl.data.questions import QUESTION_MODES
 from medvqa_rl.data.validation import ON_BAD_ROW
 from medvqa_rl.judges.base import ON_FAILURE
 from medvqa_rl.judges.selection import judge_backend
+from medvqa_rl.models.loading import ATTENTION, DTYPES
 from medvqa_rl.training import TRAINERS
 
 
@@ -89,6 +90,17 @@ def _check_vllm(method: DictConfig) -> None:
 
 
 def _check_model_init(cfg: DictConfig) -> None:
+    load = cfg.model_init
+    if load.dtype not in DTYPES:
+        raise ConfigError(f"model_init.dtype must be one of {tuple(DTYPES)}, got {load.dtype!r}")
+    if load.attn_implementation not in ATTENTION:
+        raise ConfigError(f"model_init.attn_implementation must be one of {ATTENTION}, got {load.attn_implementation!r}")
+    if load.attn_implementation == "flash_attention_2" and importlib.util.find_spec("flash_attn") is None:
+        raise ConfigError("model_init.attn_implementation=flash_attention_2 needs the flash-attn package "
+                          "(pip install flash-attn, on a CUDA machine); or use sdpa")
+    for key in ("min_pixels", "max_pixels"):
+        if load.get(key) is not None and load[key] <= 0:
+            raise ConfigError(f"model_init.{key} must be a positive number of pixels or null, got {load[key]}")
     path = cfg.model_init.path
     if path is None and not cfg.family.embedded:
         raise ConfigError(

@@ -21,10 +21,10 @@ import time
 import traceback
 from pathlib import Path
 
-from accelerate import PartialState
 from omegaconf import DictConfig, OmegaConf
 
 from medvqa_rl.checkpoints import TRAINER_DIR, checkpoint_step, resumable_checkpoint
+from medvqa_rl.distributed import process_state
 from medvqa_rl.training.preemption import Preempted
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ def resumable_run(run_fn, cfg: DictConfig, run_dir: str | Path) -> dict:
     if done is not None:
         log.info("skipped: %s already holds a finished run of this config (%s)", run_dir, fingerprint)
         return done
-    state = PartialState()
+    state = process_state()
     resume_from = resumable_checkpoint(run_dir, fingerprint)  # read by every process before anything moves
     state.wait_for_everyone()
     if state.is_main_process:

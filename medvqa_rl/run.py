@@ -7,22 +7,30 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from accelerate import PartialState
 from omegaconf import DictConfig
 from transformers import set_seed
 
 from medvqa_rl.checkpoints import checkpoint_step, mark_trainer_dir, remove_checkpoints, trainer_dir
 from medvqa_rl.config_checks import check_config
 from medvqa_rl.data.splits import load_splits
+from medvqa_rl.distributed import process_state
 from medvqa_rl.evaluation import ReasoningSimilarity, evaluate
+from medvqa_rl.evaluation.init_cache import init_eval_key, read_cached_init_eval, write_cached_init_eval
 from medvqa_rl.judges.selection import evaluation_judge, evaluation_judge_name
 from medvqa_rl.models.loading import load_init
 from medvqa_rl.resumable import config_fingerprint
-from medvqa_rl.run_record import (MODEL_DIR, package_versions, read_init_record, write_init_record, write_jsonl,
-                                  write_metrics, write_resolved_config)
+from medvqa_rl.run_record import (
+    MODEL_DIR,
+    package_versions,
+    read_init_record,
+    write_init_record,
+    write_jsonl,
+    write_metrics,
+    write_resolved_config,
+)
 from medvqa_rl.tracking import factor_choices, finish_wandb, predictions_table, start_wandb, wandb_run_id
 from medvqa_rl.training import build_trainer
-from medvqa_rl.training.common import examples_per_step
+from medvqa_rl.training.common import examples_per_step, warn_if_updates_round_away
 from medvqa_rl.training.grpo import reward_functions
 from medvqa_rl.training.preemption import PreemptionCallback, preemptible
 from medvqa_rl.training.resume import restore_checkpoint_weights
@@ -48,34 +56,35 @@ def run(cfg: DictConfig, run_dir: str | Path, resume_from: str | Path | None = N
     skipped = Counter()
     train_records, test_records = load_splits(cfg.dataset, skipped, cfg.cache_dir)
     model, processor, checkpoint = load_init(cfg)
+    warn_if_updates_round_away(cfg)
     # Rewards and judge before the init eval: a judge that cannot start should fail the run early.
     rewards = reward_functions(cfg, processor.tokenizer) if cfg.method.trainer == "grpo" else []
-    main_process = PartialState().is_main_process
+    state = process_state()
+    main_process = state.is_main_process
     wandb_run = start_wandb(cfg, str(run_dir), wandb_run_id(run_dir, fingerprint, resume_from)) if main_process else None
+    # The judge and the similarity model live on the main process, which scores the gathered evaluation.
+    judge = evaluation_judge(cfg, rewards) if main_process else None
+    similarity = (ReasoningSimilarity(cfg.eval.similarity_model, cfg.eval.similarity_device)
+                  if main_process and cfg.eval.similarity_model else None)
 
+    def evaluate_test(policy) -> tuple[dict, list[dict]] | tuple[None, None]:  # every process takes a share
+        return evaluate(policy, processor, test_records, batch_size=cfg.eval.batch_size,
+                        max_new_tokens=cfg.eval.max_new_tokens, similarity=similarity, judge=judge,
+                        progress=cfg.eval.progress and main_process)
+
+    init_metrics, init_cached = init_evaluation(cfg, run_dir, fingerprint, resume_from, checkpoint, test_records,
+                                                lambda: evaluate_test(model))
     if main_process:
-        judge = evaluation_judge(cfg, rewards)
-        similarity = (ReasoningSimilarity(cfg.eval.similarity_model, cfg.eval.similarity_device)
-                      if cfg.eval.similarity_model else None)
-
-        def evaluate_test(policy) -> tuple[dict, list[dict]]:
-            return evaluate(policy, processor, test_records, batch_size=cfg.eval.batch_size,
-                            max_new_tokens=cfg.eval.max_new_tokens, similarity=similarity, judge=judge,
-                            progress=cfg.eval.progress)
-
-        init_metrics = read_init_record(run_dir, fingerprint) if resume_from else None
-        if init_metrics is None:
-            init_metrics, init_predictions = evaluate_test(model)
-            write_init_record(run_dir, fingerprint, init_metrics, init_predictions)
-            if wandb_run is not None:
-                wandb_run.log({f"init/test/{k}": v for k, v in init_metrics.items()}, step=0)
-        log.info("init: test accuracy %.1f%%, format %.1f%%", init_metrics["accuracy"], init_metrics["format_rate"])
+        log.info("init: test accuracy %.1f%%, format %.1f%% (%s)", init_metrics["accuracy"],
+                 init_metrics["format_rate"], "reused" if init_cached else "computed")
+        if wandb_run is not None and not resume_from:
+            wandb_run.log({f"init/test/{k}": v for k, v in init_metrics.items()}, step=0)
         mark_trainer_dir(run_dir, fingerprint)
 
     set_seed(cfg.seed)
     trainer = build_trainer(cfg, model, processor, rewards, train_records, str(trainer_dir(run_dir)),
                             report_to="wandb" if wandb_run is not None else "none")
-    PartialState().wait_for_everyone()
+    state.wait_for_everyone()
     preemption = PreemptionCallback()
     trainer.add_callback(preemption)
     if resume_from:
@@ -86,12 +95,12 @@ def run(cfg: DictConfig, run_dir: str | Path, resume_from: str | Path | None = N
         trainer.save_model(str(run_dir / MODEL_DIR))
     if cfg.method.push_to_hub:
         trainer.push_to_hub()
+    metrics, predictions = evaluate_test(trainer.model)
     if not main_process:
         return {}
 
     if cfg.save_model:
         processor.save_pretrained(run_dir / MODEL_DIR)
-    metrics, predictions = evaluate_test(trainer.model)
     log.info("trained: test accuracy %.1f%% (init %.1f%%)", metrics["accuracy"], init_metrics["accuracy"])
 
     record = {f"test/{k}": v for k, v in metrics.items()}
@@ -102,6 +111,7 @@ def run(cfg: DictConfig, run_dir: str | Path, resume_from: str | Path | None = N
     record |= {"seed": cfg.seed, "checkpoint": checkpoint, "train/steps": trainer.state.global_step,
                "train/examples": trainer.state.global_step * examples_per_step(cfg.method),
                "train/resumed_from_step": checkpoint_step(resume_from) if resume_from else 0,
+               "train/processes": state.num_processes, "init/cached": init_cached,
                "config_fingerprint": fingerprint, "wall_time_s": time.time() - started}
     if judge is not None:
         record["eval/judge"] = evaluation_judge_name(cfg)
@@ -114,3 +124,27 @@ def run(cfg: DictConfig, run_dir: str | Path, resume_from: str | Path | None = N
     if wandb_run is not None:
         finish_wandb(wandb_run, record, predictions_table(predictions, test_records, rewards, cfg.wandb.table_rows))
     return record
+
+
+def init_evaluation(cfg: DictConfig, run_dir: Path, fingerprint: str, resume_from, checkpoint: str, test_records,
+                    compute) -> tuple[dict | None, bool]:
+    """(init metrics, reused?): this run's own record when it resumes, else the init-evaluation cache, else
+    compute() (every process evaluates its share) and record it in both. The metrics on the main process;
+    None on the others. Every process reads the same files before any is written, so all take one branch."""
+    state = process_state()
+    key = init_eval_key(cfg, checkpoint, test_records, state.num_processes)
+    own = read_init_record(run_dir, fingerprint) if resume_from else None
+    cached = own or read_cached_init_eval(cfg.cache_dir, key)
+    state.wait_for_everyone()
+    if own is not None:
+        return own, True
+    if cached is not None:
+        metrics, predictions = cached
+        if state.is_main_process:
+            write_init_record(run_dir, fingerprint, metrics, predictions)
+        return metrics, True
+    metrics, predictions = compute()
+    if state.is_main_process:
+        write_init_record(run_dir, fingerprint, metrics, predictions)
+        write_cached_init_eval(cfg.cache_dir, key, metrics, predictions)
+    return metrics, False

@@ -8,21 +8,35 @@ from collections import defaultdict
 
 from medvqa_rl.data.questions import is_open
 from medvqa_rl.data.splits import findings_json
+from medvqa_rl.distributed import gather_shards, process_state, shard_bounds
 from medvqa_rl.evaluation.generation import generate_greedy
-from medvqa_rl.evaluation.perplexity import answer_perplexity
+from medvqa_rl.evaluation.perplexity import answer_examples, perplexity, target_nll
 from medvqa_rl.rewards import answer_f1, is_correct, is_well_formed, parsed_answer, reasoning_text
 from medvqa_rl.rewards.semantic import judge_items, judged_scores
 
 
 def evaluate(model, processor, records: list[dict], *, batch_size: int, max_new_tokens: int, similarity=None,
-             judge=None, progress: bool = False) -> tuple[dict, list[dict]]:
-    """Metrics and one prediction row per record.
+             judge=None, progress: bool = False) -> tuple[dict, list[dict]] | tuple[None, None]:
+    """Metrics and one prediction row per record, on the main process; (None, None) on the others.
 
-    Keys: see summarize(); plus perplexity (of the gold answer after the model's own reasoning: perplexity.py). A prediction is `correct` when its
-    letter is the label (closed question) or its answer text equals the reference after SQuAD
-    normalisation (open question: no options; such rows also carry `f1`, token F1 in [0, 1]).
+    Keys: see summarize(); plus perplexity (of the gold answer after the model's own reasoning:
+    perplexity.py). A prediction is `correct` when its letter is the label (closed question) or its answer
+    text equals the reference after SQuAD normalisation (open question: no options; such rows also carry
+    `f1`, token F1 in [0, 1]).
+
+    Under several processes every process generates (and computes the perplexity terms of) its contiguous
+    share of the records; the main process gathers them in order and scores the whole set once (judge,
+    similarity). Every process must call it.
     """
-    completions = generate_greedy(model, processor, records, batch_size, max_new_tokens, progress)
+    start, stop = shard_bounds(len(records))
+    share = records[start:stop]
+    generated = generate_greedy(model, processor, share, batch_size, max_new_tokens, progress)
+    nll = target_nll(model, processor, answer_examples(processor, share, [reasoning_text(t) for t, _ in generated]),
+                     batch_size)
+    shards = gather_shards([(generated, nll)])
+    if not process_state().is_main_process:
+        return None, None
+    completions = [completion for part, _ in shards for completion in part]
     predictions = []
     for record, (text, n_tokens) in zip(records, completions, strict=True):
         scored = (text, record["options"], record["answer_label"], record["answer_text"])
@@ -50,8 +64,7 @@ def evaluate(model, processor, records: list[dict], *, batch_size: int, max_new_
         for row, verdict in zip(predictions, judge_verdicts(judge, predictions, records), strict=True):
             row["judge_verdict"] = verdict
     metrics = summarize(predictions)
-    metrics["perplexity"] = answer_perplexity(model, processor, records, [p["reasoning"] for p in predictions],
-                                              batch_size)
+    metrics["perplexity"] = perplexity(sum(n for _, (n, _) in shards), sum(t for _, (_, t) in shards))
     return metrics, predictions
 
 

@@ -39,23 +39,28 @@ def answer_examples(processor, records: list[dict], reasonings: list[str | None]
 
 def reference_perplexity(model, processor, records: list[dict], batch_size: int) -> float:
     """Perplexity of each record's reference turn (its rationale and gold answer in the trained format)."""
-    return target_perplexity(model, processor, reference_examples(processor, records), batch_size)
+    return perplexity(*target_nll(model, processor, reference_examples(processor, records), batch_size))
 
 
 def answer_perplexity(model, processor, records: list[dict], reasonings: list[str | None], batch_size: int) -> float:
     """Perplexity of the gold answer block (and the end of turn) given the prompt and the model's own reasoning:
     how strongly the model's reasoning leads it to the right answer. Unlike the reference turn's perplexity it
     does not favour the method trained on that exact turn (SFT), and needs no reference rationale."""
-    return target_perplexity(model, processor, answer_examples(processor, records, reasonings), batch_size)
+    return perplexity(*target_nll(model, processor, answer_examples(processor, records, reasonings), batch_size))
+
+
+def perplexity(nll: float, tokens: int) -> float:
+    """exp(total NLL / total target tokens): token-weighted, natural log."""
+    return math.exp(nll / tokens)
 
 
 @torch.no_grad()
-def target_perplexity(model, processor, examples: list[SupervisedExample], batch_size: int) -> float:
-    """exp(total NLL / total target tokens) over all examples' targets (token-weighted, natural log).
+def target_nll(model, processor, examples: list[SupervisedExample], batch_size: int) -> tuple[float, int]:
+    """(total NLL, total target tokens) over all examples' targets; sums, so shards of a test set add up.
 
     Left padding puts every target at the end of its row, so the model computes logits for the last
-    (longest target + 1) positions only. The same value as exp(model(..., labels).loss) when the examples
-    fit in one batch of one.
+    (longest target + 1) positions only. exp(NLL / tokens) is exp(model(..., labels).loss) when the
+    examples fit in one batch of one.
     """
     collate = TargetOnlyCollator(processor, padding_side="left")
     total_nll, total_tokens = 0.0, 0
@@ -71,4 +76,4 @@ def target_perplexity(model, processor, examples: list[SupervisedExample], batch
                               ignore_index=IGNORE_INDEX, reduction="sum")
         total_nll += nll.item()
         total_tokens += int((shifted_labels != IGNORE_INDEX).sum())
-    return math.exp(total_nll / total_tokens)
+    return total_nll, total_tokens

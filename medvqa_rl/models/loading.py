@@ -6,16 +6,24 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
+from medvqa_rl.distributed import process_state
 from medvqa_rl.models.tiny_inits import tiny_checkpoint
 
 
-def load_model_and_processor(checkpoint: str, dtype: torch.dtype = torch.float32):
-    """The model class comes from the checkpoint's config (Qwen2-VL, Qwen2.5-VL, ...)."""
-    processor = AutoProcessor.from_pretrained(checkpoint)
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+ATTENTION = ("sdpa", "eager", "flash_attention_2")
+
+
+def load_model_and_processor(checkpoint: str, dtype: torch.dtype = torch.float32, attn_implementation: str = "sdpa",
+                             min_pixels: int | None = None, max_pixels: int | None = None):
+    """The model class comes from the checkpoint's config (Qwen2-VL, Qwen2.5-VL, ...); the processor keeps the
+    checkpoint's image resolution bounds unless min_pixels / max_pixels are given."""
+    bounds = {k: v for k, v in (("min_pixels", min_pixels), ("max_pixels", max_pixels)) if v is not None}
+    processor = AutoProcessor.from_pretrained(checkpoint, **bounds)
     # TRL left-pads prompt ids but re-runs the processor with its default side for the multimodal
     # fields; both must agree or Qwen's mm_token_type_ids shift against the image tokens.
     processor.tokenizer.padding_side = "left"
-    model = AutoModelForImageTextToText.from_pretrained(checkpoint, dtype=dtype)
+    model = AutoModelForImageTextToText.from_pretrained(checkpoint, dtype=dtype, attn_implementation=attn_implementation)
     return model, processor
 
 
@@ -29,7 +37,10 @@ def init_checkpoint(cfg: DictConfig) -> str:
 
 
 def load_init(cfg: DictConfig):
-    """The run's init, loaded: (model, processor, checkpoint)."""
+    """The run's init, loaded as model_init says and moved to this process's device (before the init
+    evaluation, which would otherwise run on the CPU): (model, processor, checkpoint)."""
     checkpoint = init_checkpoint(cfg)
-    model, processor = load_model_and_processor(checkpoint)
-    return model, processor, checkpoint
+    load = cfg.model_init
+    model, processor = load_model_and_processor(checkpoint, DTYPES[load.dtype], load.attn_implementation,
+                                                load.min_pixels, load.max_pixels)
+    return model.to(process_state().device), processor, checkpoint

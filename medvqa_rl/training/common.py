@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import math
+import os
 
 from accelerate import PartialState
 from omegaconf import DictConfig
 from peft import LoraConfig
+
+log = logging.getLogger(__name__)
 
 
 def examples_per_step(method: DictConfig) -> int:
@@ -60,3 +64,14 @@ def lora_config(method: DictConfig) -> LoraConfig | None:
     if not lora.enabled:
         return None
     return LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.target_modules)
+
+
+def warn_if_updates_round_away(cfg: DictConfig) -> None:
+    """AdamW steps on 16-bit weights round away below ~1e-3 of a weight: at the paper's lr 1e-6, plain DDP on a
+    bfloat16 policy learns nothing. DeepSpeed and FSDP keep fp32 master weights; LoRA trains fp32 adapters."""
+    sharded = any(os.environ.get(flag, "").lower() == "true" for flag in ("ACCELERATE_USE_DEEPSPEED", "ACCELERATE_USE_FSDP"))
+    if cfg.model_init.dtype != "float32" and not cfg.method.lora.enabled and not sharded:
+        log.warning("model_init.dtype=%s with full fine-tuning outside DeepSpeed/FSDP: optimizer steps on %s "
+                    "weights round away at small learning rates (method.learning_rate=%g); use "
+                    "model_init.dtype=float32 or accelerate_configs/deepspeed_zero2.yaml",
+                    cfg.model_init.dtype, cfg.model_init.dtype, cfg.method.learning_rate)

@@ -1,0 +1,71 @@
+"""The init evaluation, computed once per (checkpoint, test split, evaluation setting) and reused by every arm
+that starts from the same init: a 24-arm grid evaluates its two init checkpoints twice, not 24 times.
+
+Cached under <cache_dir>/init_eval/<key>.json (metrics and predictions). The key holds what the numbers
+depend on: the checkpoint's identity (a local folder: its files' names, sizes and modification times; a hub
+id: the id), how it is loaded (model_init), the resolved dataset config and the test records' ids, the
+evaluation config, the judge that scores it, and the number of processes (shards batch differently).
+A changed checkpoint file or setting gives another key, so it is recomputed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from medvqa_rl.judges.selection import judge_backend
+
+CACHE_FOLDER = "init_eval"
+
+
+def init_eval_key(cfg: DictConfig, checkpoint: str, test_records, processes: int) -> str:
+    def resolved(node):
+        return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+
+    evaluation = {k: v for k, v in resolved(cfg.eval).items() if k != "progress"}
+    judge = cfg.eval.get("judge") or (cfg.judge if judge_backend(cfg) != "none" else None)
+    payload = {
+        "checkpoint": checkpoint_identity(checkpoint),
+        "load": {k: v for k, v in resolved(cfg.model_init).items() if k not in ("name", "path")},
+        "dataset": {k: v for k, v in resolved(cfg.dataset).items() if k != "cache"},
+        "test_ids": hashlib.sha256("\n".join(str(r["id"]) for r in test_records).encode()).hexdigest(),
+        "eval": evaluation,
+        "judge": resolved(judge) if cfg.eval.judge_score else None,
+        "processes": processes,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def checkpoint_identity(checkpoint: str) -> object:
+    """A local checkpoint folder: (file, size, mtime) of each file; anything else (a hub id): the id."""
+    path = Path(checkpoint).expanduser()
+    if not path.is_dir():
+        return str(checkpoint)
+    return [(str(p.relative_to(path)), p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(path.rglob("*")) if p.is_file()]
+
+
+def _path(cache_dir: str, key: str) -> Path:
+    return Path(cache_dir).expanduser() / CACHE_FOLDER / f"{key}.json"
+
+
+def read_cached_init_eval(cache_dir: str, key: str) -> tuple[dict, list[dict]] | None:
+    """(metrics, predictions) of an earlier evaluation with this key, else None."""
+    try:
+        cached = json.loads(_path(cache_dir, key).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    return cached["metrics"], cached["predictions"]
+
+
+def write_cached_init_eval(cache_dir: str, key: str, metrics: dict, predictions: list[dict]) -> None:
+    """Written whole or not at all: parallel arms computing the same key just overwrite it."""
+    path = _path(cache_dir, key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+    partial.write_text(json.dumps({"metrics": metrics, "predictions": predictions}, ensure_ascii=False))
+    os.replace(partial, path)
