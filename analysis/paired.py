@@ -60,8 +60,16 @@ def paired_effects(runs: pd.DataFrame, factors: tuple[str, ...],
 
 def write_paired(runs: pd.DataFrame, study: Study, out_dir: Path) -> list[Path]:
     """<study>_paired.csv/.md/.tex beside the per-arm table; nothing when no factor has its reference."""
-    effects = paired_effects(runs, study.rows)
+    return write_effects(paired_effects(runs, study.rows), study, out_dir)
+
+
+def paired_note(study: Study) -> str:
+    return PAIRED_NOTE + (FACTORIAL_NOTE if len(study.rows) > 1 else "")
+
+
+def write_effects(effects: pd.DataFrame, study: Study, out_dir: Path) -> list[Path]:
+    """paired_effects' frame as <study>_paired.csv/.md/.tex; nothing when it is empty."""
     if effects.empty:
         return []
-    note = PAIRED_NOTE + (FACTORIAL_NOTE if len(study.rows) > 1 else "")
-    return write_table(effects, LABELS, f"{study.title}: paired effects", out_dir / f"{study.name}_paired", note)
+    return write_table(effects, LABELS, f"{study.title}: paired effects", out_dir / f"{study.name}_paired",
+                       paired_note(study))

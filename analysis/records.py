@@ -1,12 +1,15 @@
 """Run records into DataFrames: local run directories (metrics.json + .hydra/config.yaml) or W&B runs.
 
-Both readers produce the same columns, so tables and plots never know where the runs came from.
+Both readers produce the same columns, so tables and plots never know where the runs came from. scan_*
+return every run (Records: the finished ones for the tables, the others for the report's run list);
+load_* return the finished ones only.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -18,14 +21,37 @@ log = logging.getLogger(__name__)
 
 FACTORS = (*RECORDED_GROUPS, "judge")  # the factor/<group> keys of a run record
 # TRL's logged keys, as history.jsonl holds them (W&B prefixes them with "train/").
-HISTORY_KEYS = {"reward": "mean_reward", "completions/mean_length": "completion_length"}
+# rewards/accuracy/mean: the fraction of sampled completions the accuracy reward scored correct (SFT and
+# DPO log none of these).
+HISTORY_KEYS = {"reward": "mean_reward", "completions/mean_length": "completion_length",
+                "rewards/accuracy/mean": "train_accuracy"}
+OPTIONAL_HISTORY_KEYS = ("rewards/accuracy/mean",)  # absent from some runs' steps (W&B is asked separately)
 HISTORY_COLUMNS = ["run", "step", *HISTORY_KEYS.values()]
+FAILURE_FILE = "failure.json"  # as medvqa_rl/resumable.py writes it (not imported: it loads torch)
+RUN_COLUMNS = ["run", "sweep", "wandb_group", "seed", *FACTORS]
 
 
-def _run_row(run: str, sweep: str | None, seed, factors: dict, metrics: dict) -> dict:
+class NoRunsError(ValueError):
+    """The source holds no run at all (or, for load_*, no finished one)."""
+
+
+EXCLUDED_COLUMNS = ["run", "sweep", "wandb_group", "seed", *FACTORS, "status", "detail", "record", "test/accuracy"]
+
+
+def _run_row(run: str, sweep: str | None, seed, factors: dict, metrics: dict, group: str | None = None) -> dict:
     numeric = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
                and k.split("/")[0] in ("test", "init", "train")}
-    return {"run": run, "sweep": sweep, "seed": seed, **{f: factors.get(f) for f in FACTORS}, **numeric}
+    return {"run": run, "sweep": sweep, "wandb_group": group, "seed": seed, **{f: factors.get(f) for f in FACTORS},
+            **numeric}
+
+
+def _versions(metrics: dict) -> dict:
+    """The version/<package> keys of a run record (strings; the report's environment section)."""
+    return {k: str(v) for k, v in metrics.items() if k.startswith("version/")}
+
+
+def _wandb_group(cfg) -> str | None:
+    return OmegaConf.select(cfg, "wandb.group", default=None, throw_on_resolution_failure=False)
 
 
 def _history_frame(run: str, rows: list[dict], prefix: str = "") -> pd.DataFrame:
@@ -40,48 +66,135 @@ def _history_frame(run: str, rows: list[dict], prefix: str = "") -> pd.DataFrame
 
 
 def _frames(rows: list[dict], histories: list[pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    runs = pd.DataFrame(rows)
+    runs = pd.DataFrame(rows) if rows else pd.DataFrame(columns=RUN_COLUMNS)
     histories = [h for h in histories if not h.empty]
     history = pd.concat(histories, ignore_index=True) if histories else pd.DataFrame(columns=HISTORY_COLUMNS)
     return runs, history
 
 
-def load_run_dirs(dirs: list[str | Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Every finished run under the given directories (searched recursively).
+def _excluded_frame(rows: list[dict]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows).reindex(columns=EXCLUDED_COLUMNS)
+    frame["record"] = [None if pd.isna(r) else str(r) for r in frame["record"]]
+    return frame
 
-    Records a rerun set aside (previous/) are not read; runs without metrics.json (failed or
-    interrupted) are counted in the log, not in the tables.
+
+@dataclass
+class Records:
+    """What a source holds: `runs`, a row per finished run (the tables' input); `history`, their logged
+    steps; `excluded`, a row per run that did not finish or was set aside (run, sweep, seed, the factors,
+    status, detail, record, test/accuracy where its record has one), listed by the report, never averaged.
+
+    Status: "failed", "preempted" or "interrupted" (failure.json; it wins over a metrics.json beside it),
+    "half-written" (no metrics.json, or one cut off: running, or killed), "set aside" (an earlier attempt a
+    rerun moved into <run>/previous/<time>/); W&B runs: their state (crashed, running, ...).
     """
-    rows, histories, unfinished = [], [], []
+
+    runs: pd.DataFrame
+    history: pd.DataFrame
+    excluded: pd.DataFrame
+    wandb: dict = field(default_factory=dict)  # the runs' W&B project/entity, when they agree
+
+    def finished_only(self, source: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+        if self.runs.empty:
+            raise NoRunsError(f"no finished run (a run directory with metrics.json) in {source}"
+                              f" ({len(self.excluded)} not finished)")
+        return self.runs, self.history
+
+
+def _read_json(path: Path):
+    """The parsed file; None when it is missing, cut off or not an object."""
+    try:
+        value = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _unfinished(run_dir: Path) -> tuple[str, str, Path | None, dict]:
+    """(status, detail, record file, metrics) of a run directory; status "finished" when it holds a
+    readable metrics.json and no failure.json."""
+    failure, metrics = _read_json(run_dir / FAILURE_FILE), _read_json(run_dir / "metrics.json")
+    checkpoints = sorted(run_dir.glob("trainer/checkpoint-*"))
+    resume = f"; {len(checkpoints)} checkpoint(s): a rerun resumes" if checkpoints else ""
+    if (run_dir / FAILURE_FILE).exists():
+        failure = failure or {}
+        detail = f"{failure.get('error_type', '?')}: {failure.get('message', 'unreadable failure.json')}"
+        if metrics is not None:
+            detail += " (its metrics.json is not counted)"
+        return failure.get("status", "failed"), detail + resume, run_dir / FAILURE_FILE, metrics or {}
+    if metrics is not None:
+        return "finished", "", run_dir / "metrics.json", metrics
+    if (run_dir / "metrics.json").exists():
+        return "half-written", "metrics.json cut off" + resume, run_dir / "metrics.json", {}
+    return "half-written", "no metrics.json (still running, or killed)" + resume, None, {}
+
+
+def _set_aside(run_dir: Path) -> list[tuple[Path, str, str, Path | None, dict]]:
+    """(folder, status, detail, record, metrics) of each earlier attempt in run_dir/previous/<time>/."""
+    found = []
+    for earlier in sorted(p for p in (run_dir / "previous").glob("*") if p.is_dir()):
+        was, detail, record, metrics = _unfinished(earlier)
+        if was == "half-written" and record is None:
+            record = next((earlier / n for n in ("resolved_config.yaml", "history.jsonl") if (earlier / n).exists()),
+                          None)
+        found.append((earlier, "set aside", f"was {was}" + (f": {detail}" if detail else ""), record, metrics))
+    return found
+
+
+def _common(values) -> str | None:
+    values = {v for v in values if v is not None}
+    return values.pop() if len(values) == 1 else None
+
+
+def scan_run_dirs(dirs: list[str | Path]) -> Records:
+    """Every run under the given directories (searched recursively for .hydra/config.yaml): finished
+    ones into `runs`/`history`, the others (failed, half-written, set aside under previous/) into
+    `excluded`. Raises NoRunsError when there is no run directory at all."""
+    rows, histories, excluded, projects = [], [], [], []
     for root in map(Path, dirs):
         if not root.exists():
             raise FileNotFoundError(f"--runs {root}: no such directory")
         for config_path in sorted(root.rglob(".hydra/config.yaml")):
             run_dir = config_path.parent.parent
             if "previous" in run_dir.relative_to(root).parts:
-                continue
-            metrics_path = run_dir / "metrics.json"
-            if not metrics_path.exists():
-                unfinished.append(run_dir)
-                continue
+                continue  # listed with its run (below)
             cfg = OmegaConf.load(config_path)
-            metrics = json.loads(metrics_path.read_text())
+            status, detail, record, metrics = _unfinished(run_dir)
             factors = {f: metrics.get(f"factor/{f}", OmegaConf.select(cfg, f"{f}.name")) for f in FACTORS}
-            rows.append(_run_row(str(run_dir), OmegaConf.select(cfg, "sweep.name"), cfg.seed, factors, metrics))
+            sweep, group = OmegaConf.select(cfg, "sweep.name"), _wandb_group(cfg)
+            projects.append((OmegaConf.select(cfg, "wandb.project"), OmegaConf.select(cfg, "wandb.entity")))
+            for earlier, was, why, earlier_record, earlier_metrics in _set_aside(run_dir):
+                excluded.append(_run_row(str(earlier), sweep, cfg.seed, factors, earlier_metrics, group)
+                                | {"status": was, "detail": why, "record": earlier_record})
+            if status != "finished":
+                excluded.append(_run_row(str(run_dir), sweep, cfg.seed, factors, metrics, group)
+                                | {"status": status, "detail": detail, "record": record})
+                continue
+            rows.append(_run_row(str(run_dir), sweep, cfg.seed, factors, metrics, group) | _versions(metrics))
             history_path = run_dir / "history.jsonl"
             if history_path.exists():
                 steps = [json.loads(line) for line in history_path.read_text().splitlines() if line.strip()]
                 histories.append(_history_frame(str(run_dir), steps))
-    if unfinished:
-        log.warning("%d run(s) without metrics.json (failed or interrupted) left out: %s", len(unfinished),
-                    ", ".join(map(str, unfinished)))
-    if not rows:
-        raise ValueError(f"no finished run (a run directory with metrics.json) under {', '.join(map(str, dirs))}")
-    return _frames(rows, histories)
+    if not rows and not excluded:
+        raise NoRunsError(f"no run under {', '.join(map(str, dirs))}: no run directory (a folder with "
+                          ".hydra/config.yaml) was found")
+    if excluded:
+        log.warning("%d run(s) not finished or set aside, listed but left out of the tables: %s", len(excluded),
+                    ", ".join(f"{r['run']} ({r['status']})" for r in excluded))
+    runs, history = _frames(rows, histories)
+    wandb = {"project": _common(p for p, _ in projects), "entity": _common(e for _, e in projects)}
+    return Records(runs, history, _excluded_frame(excluded), wandb)
 
 
-def load_wandb_runs(path: str, group: str | None = None, api=None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Finished runs of ENTITY/PROJECT (optionally one group = one sweep) through the W&B public API.
+def load_run_dirs(dirs: list[str | Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(runs, history) of every finished run under the given directories (scan_run_dirs); raises
+    NoRunsError when none finished."""
+    return scan_run_dirs(dirs).finished_only(", ".join(map(str, dirs)))
+
+
+def scan_wandb_runs(path: str, group: str | None = None, api=None) -> Records:
+    """Every run of ENTITY/PROJECT (optionally one group = one sweep) through the W&B public API: finished
+    ones with test metrics into `runs`/`history`, the others into `excluded` (status: their W&B state).
 
     `api` defaults to wandb.Api(); anything whose runs(path, filters=...) yields objects with config,
     summary, name, group, state and history() works.
@@ -90,17 +203,40 @@ def load_wandb_runs(path: str, group: str | None = None, api=None) -> tuple[pd.D
         import wandb
 
         api = wandb.Api()
-    rows, histories = [], []
+    rows, histories, excluded = [], [], []
     for run in api.runs(path, filters={"group": group} if group else None):
-        summary = dict(run.summary.items())
-        if getattr(run, "state", "finished") != "finished" or "test/accuracy" not in summary:
-            continue
-        config = dict(run.config)
+        summary, config = dict(run.summary.items()), dict(run.config)
         factors = {f: config.get(f"factor/{f}", summary.get(f"factor/{f}")) for f in FACTORS}
         sweep = (config.get("sweep") or {}).get("name") or run.group
-        rows.append(_run_row(run.name, sweep, config.get("seed", summary.get("seed")), factors, summary))
-        history = run.history(keys=[f"train/{k}" for k in HISTORY_KEYS], x_axis="train/global_step", pandas=True)
-        histories.append(_history_frame(run.name, history.to_dict("records"), prefix="train/"))
-    if not rows:
-        raise ValueError(f"no finished run with test metrics in W&B {path}" + (f" group {group}" if group else ""))
-    return _frames(rows, histories)
+        row = _run_row(run.name, sweep, config.get("seed", summary.get("seed")), factors, summary, run.group)
+        state = getattr(run, "state", "finished")
+        if state != "finished" or "test/accuracy" not in summary:
+            status = summary.get("failure/status") or (state if state != "finished" else "half-written")
+            detail = summary.get("failure/message") or ("" if state != "finished" else "no test/accuracy in the summary")
+            excluded.append(row | {"status": status, "detail": detail, "record": getattr(run, "url", None)})
+            continue
+        rows.append(row | _versions(summary))
+        histories.append(_wandb_history(run))
+    if not rows and not excluded:
+        raise NoRunsError(f"no run in W&B {path}" + (f" group {group}" if group else ""))
+    runs, history = _frames(rows, histories)
+    entity, _, project = path.rpartition("/")
+    return Records(runs, history, _excluded_frame(excluded), {"project": project, "entity": entity or None})
+
+
+def _wandb_history(run) -> pd.DataFrame:
+    """The run's logged steps; optional keys are asked for apart, as W&B returns only the rows that hold
+    every key asked for."""
+    required = [f"train/{k}" for k in HISTORY_KEYS if k not in OPTIONAL_HISTORY_KEYS]
+    frame = run.history(keys=required, x_axis="train/global_step", pandas=True)
+    for key in OPTIONAL_HISTORY_KEYS:
+        extra = run.history(keys=[f"train/{key}"], x_axis="train/global_step", pandas=True)
+        if not extra.empty and not frame.empty:
+            frame = frame.merge(extra[["train/global_step", f"train/{key}"]], on="train/global_step", how="left")
+    return _history_frame(run.name, frame.to_dict("records"), prefix="train/")
+
+
+def load_wandb_runs(path: str, group: str | None = None, api=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(runs, history) of the finished runs of ENTITY/PROJECT (scan_wandb_runs); raises NoRunsError when
+    none finished with test metrics."""
+    return scan_wandb_runs(path, group, api).finished_only(f"W&B {path}" + (f" group {group}" if group else ""))

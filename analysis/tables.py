@@ -73,7 +73,7 @@ def _cell(mean: float, ci: float, plus_minus: str) -> str:
     return f"{mean:.2f}" if np.isnan(ci) else f"{mean:.2f} {plus_minus} {ci:.2f}"
 
 
-def _display(summary: pd.DataFrame, rows: tuple[str, ...], plus_minus: str, escape=lambda s: s) -> pd.DataFrame:
+def display_frame(summary: pd.DataFrame, rows: tuple[str, ...], plus_minus: str, escape=lambda s: s) -> pd.DataFrame:
     shown = {escape(f): summary[f].map(lambda v: escape(str(v))) for f in rows}
     shown["n"] = summary["n"]
     for column, title in METRICS:
@@ -96,9 +96,9 @@ def write_table(summary: pd.DataFrame, rows: tuple[str, ...], title: str, out_st
     out_stem.parent.mkdir(parents=True, exist_ok=True)
     csv, md, tex = (out_stem.with_suffix(s) for s in (".csv", ".md", ".tex"))
     summary.to_csv(csv, index=False)
-    shown = _display(summary, rows, "±")
+    shown = display_frame(summary, rows, "±")
     md.write_text(f"### {title}\n\n{note}\n\n{shown.to_markdown(index=False, disable_numparse=True)}\n")
-    latex = _display(summary, rows, r"$\pm$", _latex_escape)
+    latex = display_frame(summary, rows, r"$\pm$", _latex_escape)
     body = latex.style.hide(axis="index").to_latex(hrules=True, column_format="l" * len(rows) + "r" * (len(latex.columns) - len(rows)))
     tex_note = note.replace("±", r"$\pm$")
     tex.write_text(f"% {title}: {tex_note}\n{body}")

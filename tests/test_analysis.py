@@ -46,7 +46,8 @@ def test_ci95_is_the_t_interval():
 def test_local_runs_give_study_tables(tmp_path):
     accuracies = {("grpo", 0): 40.0, ("grpo", 1): 50.0, ("grpo", 2): 60.0, ("dr_grpo", 0): 70.0, ("dr_grpo", 1): 80.0}
     for (bias, seed), acc in accuracies.items():
-        history = [{"step": s, "reward": 0.1 * s + seed, "completions/mean_length": 10 + s} for s in (1, 2)]
+        history = [{"step": s, "reward": 0.1 * s + seed, "completions/mean_length": 10 + s,
+                    "rewards/accuracy/mean": 0.05 * s} for s in (1, 2)]
         _write_run(tmp_path / "sweep" / f"bias={bias},seed={seed}", ["sweep=bias", f"bias={bias}", f"seed={seed}"],
                    _metrics(acc), history)
     _write_run(tmp_path / "sweep" / "bias=dr_grpo,seed=2", ["sweep=bias", "bias=dr_grpo", "seed=2"], None)
@@ -55,7 +56,8 @@ def test_local_runs_give_study_tables(tmp_path):
 
     runs, history = load_run_dirs([tmp_path / "sweep"])
     assert len(runs) == 5 and set(runs["sweep"]) == {"bias"}
-    assert set(history.columns) == {"run", "step", "mean_reward", "completion_length"} and len(history) == 10
+    assert set(history.columns) == {"run", "step", "mean_reward", "completion_length", "train_accuracy"}
+    assert len(history) == 10
 
     out = tmp_path / "report"
     written = build_report(runs, history, out)
@@ -68,8 +70,8 @@ def test_local_runs_give_study_tables(tmp_path):
     assert "50.00 ± 24.84" in (out / "bias.md").read_text()
     tex = (out / "bias.tex").read_text()
     assert r"\toprule" in tex and r"dr\_grpo & 2 & 75.00 $\pm$ 63.53" in tex
-    assert {p.name for p in written if p.suffix == ".png"} == {"bias_by_bias_mean_reward.png",
-                                                              "bias_by_bias_completion_length.png"}
+    assert {p.name for p in written if p.suffix == ".png"} == {
+        "bias_by_bias_mean_reward.png", "bias_by_bias_completion_length.png", "bias_by_bias_train_accuracy.png"}
 
 
 def test_adhoc_runs_pool_the_other_factors(tmp_path):
@@ -225,8 +227,10 @@ class FakeRun:
 
     def history(self, samples=500, keys=None, x_axis="_step", pandas=True):
         self.history_calls.append((keys, x_axis))
-        rows = [{x_axis: row[x_axis], **{k: row[k] for k in keys}} for row in self._history]
-        return pd.DataFrame(rows)
+        # As W&B: only the rows that hold every key asked for.
+        rows = [{x_axis: row[x_axis], **{k: row[k] for k in keys}} for row in self._history
+                if all(k in row for k in keys)]
+        return pd.DataFrame(rows, columns=[x_axis, *keys])
 
 
 class FakeApi:
