@@ -1,6 +1,9 @@
 """`python -m analysis --runs DIR [DIR...] --out OUT` or `python -m analysis --wandb ENTITY/PROJECT
 [--group SWEEP] --out OUT`: the paper's tables (per arm, and paired by seed against each factor's
-reference level; Markdown, LaTeX, CSV) and training-curve plots."""
+reference level; Markdown, LaTeX, CSV), training-curve plots (mean over seeds, 95% band) and OUT/index.html,
+one static page with all of them, the run list (failed, half-written and set-aside runs included, never
+averaged) and the environment. `--wandb-log offline|online` also logs the tables to a W&B "analysis" run
+per sweep (files under OUT/wandb/)."""
 
 from __future__ import annotations
 
@@ -9,47 +12,58 @@ import logging
 import sys
 from pathlib import Path
 
-from analysis.paired import write_paired
-from analysis.plots import plot_curves
-from analysis.records import load_run_dirs, load_wandb_runs
-from analysis.studies import STUDIES, study_runs
-from analysis.tables import summarize, write_table
+import pandas as pd
+
+from analysis.records import EXCLUDED_COLUMNS, NoRunsError, Records, scan_run_dirs, scan_wandb_runs
+from analysis.report import write_index, write_studies
 
 
-def build_report(runs, history, out: Path) -> list[Path]:
-    """runs.csv (a row per run), then each study's tables (per arm, then paired by seed against the
-    reference levels) and plots that the runs can fill."""
-    out.mkdir(parents=True, exist_ok=True)
-    runs.to_csv(out / "runs.csv", index=False)
-    written = [out / "runs.csv"]
-    for study in STUDIES:
-        chosen = study_runs(runs, study)
-        if chosen.empty:
-            continue
-        written += write_table(summarize(chosen, study.rows), study.rows, study.title, out / study.name)
-        written += write_paired(chosen, study, out)
-        written += plot_curves(chosen, history, study.rows, study.title, out / "plots", study.name)
-    return written
+def build_report(runs: pd.DataFrame, history: pd.DataFrame, out: Path, excluded: pd.DataFrame | None = None,
+                 sources: list[str] = ()) -> list[Path]:
+    """runs.csv, each study's tables and plots that the runs can fill, then index.html (`excluded`: the
+    runs that did not finish, listed there)."""
+    excluded = pd.DataFrame(columns=EXCLUDED_COLUMNS) if excluded is None else excluded
+    records = Records(runs, history, excluded)
+    results, written = write_studies(runs, history, out)
+    return [*written, write_index(out, results, records, list(sources))]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m analysis", description=__doc__)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--runs", nargs="+", metavar="DIR", help="run or sweep directories (searched recursively)")
-    source.add_argument("--wandb", metavar="ENTITY/PROJECT", help="read finished runs through the W&B API")
+    source.add_argument("--wandb", metavar="ENTITY/PROJECT", help="read the runs through the W&B API")
     parser.add_argument("--group", help="with --wandb: only this W&B group (a sweep, e.g. bias-v1)")
-    parser.add_argument("--out", required=True, type=Path, help="folder for the tables and plots")
+    parser.add_argument("--out", required=True, type=Path, help="folder for the tables, plots and index.html")
+    parser.add_argument("--wandb-log", choices=("disabled", "offline", "online"), default="disabled",
+                        help="also log the tables to a W&B run (job_type analysis, the sweep's group) per sweep; "
+                             "offline writes it under OUT/wandb/ (upload: wandb sync). Default: disabled")
+    parser.add_argument("--wandb-project", help="with --wandb-log: the project (default: the runs' own)")
     args = parser.parse_args(argv)
     if args.group and not args.wandb:
         parser.error("--group goes with --wandb (local sweeps: pass the sweep's directory to --runs)")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
 
-    runs, history = load_run_dirs(args.runs) if args.runs else load_wandb_runs(args.wandb, args.group)
-    written = build_report(runs, history, args.out)
-    print(f"{len(runs)} runs -> {len(written)} files in {args.out}")
+    try:
+        records = scan_run_dirs(args.runs) if args.runs else scan_wandb_runs(args.wandb, args.group)
+    except (NoRunsError, FileNotFoundError) as error:
+        parser.exit(2, f"python -m analysis: error: {error}\n")
+    sources = args.runs or [f"W&B {args.wandb}" + (f" (group {args.group})" if args.group else "")]
+    results, written = write_studies(records.runs, records.history, args.out)
+    written.append(write_index(args.out, results, records, sources))
+    print(f"{len(records.runs)} finished runs, {len(records.excluded)} listed only (not finished or set aside) "
+          f"-> {len(written)} files in {args.out}; open {args.out / 'index.html'}")
+    if not results:
+        print("no study could be filled: " + ("no run finished" if records.runs.empty else
+                                             "the finished runs fill no study"))
     for path in written:
         if path.suffix == ".md":
             print(path.read_text())
+    if args.wandb_log != "disabled":
+        from analysis.wandb_log import log_analysis
+
+        for run in log_analysis(results, records, args.out, args.wandb_log, args.wandb_project, sources):
+            print(f"W&B analysis run {run.name} (group {run.group}): {run.dir}")
     return 0
 
 

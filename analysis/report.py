@@ -1,0 +1,189 @@
+"""The analysis of a set of runs: each study's tables and plots (files), and one static page, index.html,
+that shows them all with the run list and the environment. Plain HTML and CSS (templates/index.html.j2),
+images and records by relative path: the folder can be copied or served as it is."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from analysis.paired import LABELS, paired_effects, paired_note, write_effects
+from analysis.plots import BAND_NOTE, CURVES, plot_curves
+from analysis.records import EXCLUDED_COLUMNS, Records
+from analysis.studies import STUDIES, Study, study_runs
+from analysis.tables import ARM_NOTE, display_frame, summarize, write_table
+
+RUN_LIST_FACTORS = ("model_init", "reward", "length_reward", "bias", "method", "family", "dataset", "judge")
+ENVIRONMENT_KEYS = (("train/steps", "training steps"), ("train/examples", "training examples"),
+                    ("train/processes", "processes"), ("family", "model family"), ("dataset", "dataset"),
+                    ("judge", "judge"))
+
+
+@dataclass
+class StudyResult:
+    """A filled study: its runs, per-arm summary (tables.summarize), paired effects (paired.paired_effects;
+    may be empty) and the plots written for it."""
+
+    study: Study
+    runs: pd.DataFrame
+    arms: pd.DataFrame
+    paired: pd.DataFrame
+    plots: list[Path] = field(default_factory=list)
+
+    @property
+    def wandb_group(self) -> str | None:
+        """The W&B group of the study's runs when they share one."""
+        groups = set(self.runs["wandb_group"].dropna()) if "wandb_group" in self.runs else set()
+        return groups.pop() if len(groups) == 1 else None
+
+
+def write_studies(runs: pd.DataFrame, history: pd.DataFrame, out: Path) -> tuple[list[StudyResult], list[Path]]:
+    """runs.csv (a row per finished run), then each study's tables (per arm, then paired by seed against
+    the reference levels) and plots that the runs can fill."""
+    out.mkdir(parents=True, exist_ok=True)
+    runs.to_csv(out / "runs.csv", index=False)
+    results, written = [], [out / "runs.csv"]
+    for study in STUDIES:
+        chosen = study_runs(runs, study)
+        if chosen.empty:
+            continue
+        result = StudyResult(study, chosen, summarize(chosen, study.rows), paired_effects(chosen, study.rows))
+        written += write_table(result.arms, study.rows, study.title, out / study.name)
+        written += write_effects(result.paired, study, out)
+        result.plots = plot_curves(chosen, history, study.rows, study.title, out / "plots", study.name)
+        written += result.plots
+        results.append(result)
+    return results, written
+
+
+def _html_table(frame: pd.DataFrame, labels: int) -> str:
+    """pandas' HTML table; the first `labels` columns are labels (left-aligned), the rest numbers."""
+    return frame.to_html(index=False, border=0, na_rep="–", classes=["data", f"labels-{labels}"])
+
+
+def _link(record, out: Path) -> str | None:
+    """A relative link from index.html to a local record, or the URL of a W&B run."""
+    if record is None or pd.isna(record):
+        return None
+    record = str(record)
+    if "://" in record:
+        return record
+    return Path(os.path.relpath(Path(record).resolve(), out.resolve())).as_posix()
+
+
+def run_list(records: Records, out: Path) -> pd.DataFrame:
+    """Every run, finished or not: run, sweep, wandb_group, seed, the factors, status, test/accuracy,
+    detail, record (the file the run's row comes from: metrics.json, failure.json, ...; None when it left
+    none) and link (to the record, relative to `out`)."""
+    finished = records.runs.assign(status="finished", detail="")
+    if not finished.empty:
+        finished["record"] = [str(Path(r) / "metrics.json") if (Path(r) / "metrics.json").exists() else None
+                              for r in finished["run"]]
+    frame = pd.concat([finished.reindex(columns=EXCLUDED_COLUMNS), records.excluded.reindex(columns=EXCLUDED_COLUMNS)],
+                      ignore_index=True)
+    frame["link"] = [_link(r, out) for r in frame["record"]]
+    return frame.sort_values(["sweep", "run"], na_position="last", kind="stable").reset_index(drop=True)
+
+
+def _short_names(paths: list[str]) -> list[str]:
+    """Local run paths relative to their common folder (W&B run names as they are)."""
+    local = [p for p in paths if os.path.isabs(p)]
+    if not local:
+        return paths
+    root = os.path.commonpath(local)
+    root = os.path.dirname(root) if root in local else root
+    return [os.path.relpath(p, root) if os.path.isabs(p) else p for p in paths]
+
+
+def run_groups(runs: pd.DataFrame) -> list[dict]:
+    """The run list by sweep: its title, the factor levels every run of it shares (`shared`), the factors
+    that vary (`factors`, the columns) and its rows (`name`: the run's path within the sweep's folder)."""
+    groups = []
+    for sweep, frame in runs.groupby(runs["sweep"].fillna(""), sort=True):
+        factors = [f for f in RUN_LIST_FACTORS if f in frame]
+        varying = [f for f in factors if frame[f].nunique(dropna=False) > 1]
+        shared = [f"{f}={frame[f].iloc[0]}" for f in factors if f not in varying and pd.notna(frame[f].iloc[0])]
+        wandb_groups = sorted(frame["wandb_group"].dropna().unique())
+        rows = _rows(frame.assign(name=_short_names([str(r) for r in frame["run"]])))
+        groups.append({"sweep": sweep or None, "wandb_groups": ", ".join(wandb_groups), "shared": ", ".join(shared),
+                       "factors": varying, "statuses": _by_count(frame["status"].value_counts()), "runs": rows})
+    return groups
+
+
+def environment(runs: pd.DataFrame) -> list[tuple[str, str]]:
+    """(what, values) of the finished runs: package versions (version/* keys), seeds, budget, processes.
+    Values that differ between runs are listed with their run counts; nothing without a finished run."""
+    if runs.empty:
+        return []
+    rows = [("seeds", ", ".join(map(str, sorted(runs["seed"].dropna().unique())))),
+            ("finished runs", str(len(runs)))]
+    for key, name in ENVIRONMENT_KEYS:
+        if key in runs and runs[key].notna().any():
+            rows.append((name, _values(runs[key])))
+    rows += [(key.removeprefix("version/"), _values(runs[key])) for key in sorted(runs.columns)
+             if key.startswith("version/")]
+    return rows
+
+
+def _values(column: pd.Series) -> str:
+    counts = column.dropna().map(lambda v: f"{v:g}" if isinstance(v, float) else str(v)).value_counts()
+    if len(counts) <= 1:
+        return counts.index[0] if len(counts) else "–"
+    return "; ".join(f"{value} ({n} runs)" for value, n in counts.sort_index().items())
+
+
+def _study_view(result: StudyResult, excluded: pd.DataFrame, out: Path) -> dict:
+    study = result.study
+    left_out = excluded[excluded["sweep"] == study.name]["status"].value_counts()
+    curves = dict(CURVES)
+    return {
+        "name": study.name, "title": study.title, "factors": ", ".join(study.rows),
+        "runs": len(result.runs), "seeds": ", ".join(map(str, sorted(result.runs["seed"].unique()))),
+        "left_out": ", ".join(f"{n} {status}" for status, n in _by_count(left_out)),
+        "arms": _html_table(display_frame(result.arms, study.rows, "±"), len(study.rows)), "arms_note": ARM_NOTE,
+        "paired": (_html_table(display_frame(result.paired, LABELS, "±"), len(LABELS))
+                   if not result.paired.empty else None),
+        "paired_note": paired_note(study),
+        "plots": [{"src": _link(p, out), "alt": curves.get(_curve_of(p), p.stem)}
+                  for p in result.plots],
+    }
+
+
+def _by_count(counts: pd.Series) -> list[tuple[str, int]]:
+    """(status, count), the most frequent first, ties by name."""
+    return sorted(((str(k), int(n)) for k, n in counts.items()), key=lambda item: (-item[1], item[0]))
+
+
+def _curve_of(plot: Path) -> str:
+    return next((column for column, _ in CURVES if plot.stem.endswith(column)), "")
+
+
+def _rows(frame: pd.DataFrame) -> list[dict]:
+    """The frame's rows as dicts, missing values None (the template tests `is none`)."""
+    return [{k: None if pd.api.types.is_scalar(v) and pd.isna(v) else v for k, v in row.items()}
+            for row in frame.to_dict("records")]
+
+
+def write_index(out: Path, results: list[StudyResult], records: Records, sources: list[str]) -> Path:
+    """out/index.html: every filled study (tables, curves), the run list and the environment."""
+    runs = run_list(records, out)
+    statuses = runs["status"].value_counts()
+    template = Environment(loader=PackageLoader("analysis", "templates"),
+                           autoescape=select_autoescape(["html", "j2"])).get_template("index.html.j2")
+    page = template.render(
+        generated=time.strftime("%Y-%m-%d %H:%M"), sources=sources,
+        studies=[_study_view(r, records.excluded, out) for r in results],
+        missing=[s.name for s in STUDIES if s.name not in {r.study.name for r in results}],
+        band_note=BAND_NOTE,
+        statuses=_by_count(statuses),
+        finished=int(statuses.get("finished", 0)), total=len(runs),
+        run_groups=run_groups(runs), environment=environment(records.runs),
+    )
+    path = out / "index.html"
+    path.write_text(page)
+    return path
