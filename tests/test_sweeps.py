@@ -104,7 +104,8 @@ def test_small_sweep_tables_equal_the_means_of_the_run_records(tiny_cache, tmp_p
     assert f"{accuracy.iloc[0]:.2f} ± {accuracy.iloc[1]:.2f}" in markdown
     assert (tmp_path / "tables" / "bias.tex").read_text().count(r"\midrule") == 1
     assert {p.name for p in (tmp_path / "tables" / "plots").iterdir()} == {
-        "bias_by_bias_mean_reward.png", "bias_by_bias_completion_length.png"}
+        "bias_by_bias_mean_reward.png", "bias_by_bias_completion_length.png", "bias_by_bias_train_accuracy.png"}
+    assert (tmp_path / "tables" / "index.html").is_file()
 
 
 @pytest.mark.slow  # a CLI/multirun end-to-end run: the slow tier
