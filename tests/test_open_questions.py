@@ -201,6 +201,7 @@ def test_evaluate_scores_open_rows_by_exact_match_and_f1(tmp_path, monkeypatch):
              "<think>r</think><answer>no</answer>", "<think>r</think><answer>yes</answer>",
              "<think>r</think><answer>right lung</answer>"]
     monkeypatch.setattr(evaluation, "generate_greedy", lambda model, processor, records, *args: [(t, 5) for t in texts])
+    monkeypatch.setattr(evaluation, "answer_examples", lambda *args: [])
     monkeypatch.setattr(evaluation, "target_nll", lambda *args: (0.0, 1))
     metrics, rows = evaluation.evaluate(None, None, test, batch_size=4, max_new_tokens=8)
     assert [r["correct"] for r in rows] == [True, False, False, True, True, True, True, False]
