@@ -43,8 +43,10 @@ def run(cfg: DictConfig, run_dir: str | Path, resume_from: str | Path | None = N
 
     Returns the flat metrics: test/* after training and init/test/* before it (rates in percent 0-100).
     With resume_from (a checkpoint of this config, medvqa_rl/resumable.py), training continues from it
-    and the init evaluation already recorded is reused. Under `accelerate launch` every process trains;
-    only the main one evaluates, records and logs (the others return an empty dict).
+    and the init evaluation already recorded is reused; otherwise an init evaluation cached for the same
+    init and settings is (medvqa_rl/evaluation/init_cache.py). Under `accelerate launch` / torchrun every
+    process trains and generates its share of each evaluation; the main one scores it, records and logs
+    (the others return an empty dict).
     """
     started = time.time()
     check_config(cfg)
