@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import OmegaConf
 
+from medvqa_rl.checkpoints import checkpoints
 from medvqa_rl.factors import RECORDED_GROUPS
 
 log = logging.getLogger(__name__)
@@ -114,8 +115,8 @@ def _unfinished(run_dir: Path) -> tuple[str, str, Path | None, dict]:
     """(status, detail, record file, metrics) of a run directory; status "finished" when it holds a
     readable metrics.json and no failure.json."""
     failure, metrics = _read_json(run_dir / FAILURE_FILE), _read_json(run_dir / "metrics.json")
-    checkpoints = sorted(run_dir.glob("trainer/checkpoint-*"))
-    resume = f"; {len(checkpoints)} checkpoint(s): a rerun resumes" if checkpoints else ""
+    saved = checkpoints(run_dir)
+    resume = f"; {len(saved)} checkpoint(s): a rerun resumes" if saved else ""
     if (run_dir / FAILURE_FILE).exists():
         failure = failure or {}
         detail = f"{failure.get('error_type', '?')}: {failure.get('message', 'unreadable failure.json')}"

@@ -33,7 +33,7 @@ def checkpoints(run_dir: Path) -> list[Path]:
     """checkpoint-<step> folders under the run's trainer dir, newest (highest step) first."""
     root = trainer_dir(run_dir)
     found = [p for p in root.glob("checkpoint-*") if p.is_dir() and _CHECKPOINT.search(p.name)] if root.is_dir() else []
-    return sorted(found, key=lambda p: int(_CHECKPOINT.search(p.name).group(1)), reverse=True)
+    return sorted(found, key=checkpoint_step, reverse=True)
 
 
 def checkpoint_step(path: Path) -> int:

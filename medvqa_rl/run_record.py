@@ -27,13 +27,19 @@ def package_versions() -> dict[str, str]:
     return found
 
 
-def write_metrics(run_dir: Path, metrics: dict) -> Path:
-    """Written whole or not at all (a temporary file renamed): a run killed here leaves no half record."""
-    path = Path(run_dir) / "metrics.json"
-    partial = path.with_suffix(".json.partial")
-    partial.write_text(json.dumps(metrics, indent=2, sort_keys=True))
+def write_json(path: Path, value, **dumps) -> Path:
+    """Written whole or not at all (a temporary file, named for this process, renamed): a process killed here
+    leaves no half file, and processes writing the same path just replace each other's."""
+    path = Path(path)
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+    partial.write_text(json.dumps(value, **dumps))
     os.replace(partial, path)
     return path
+
+
+def write_metrics(run_dir: Path, metrics: dict) -> Path:
+    """metrics.json, written last and atomically: its presence marks a finished run."""
+    return write_json(Path(run_dir) / "metrics.json", metrics, indent=2, sort_keys=True)
 
 
 def write_jsonl(run_dir: Path, rows: list[dict], name: str) -> Path:
@@ -55,10 +61,7 @@ def write_resolved_config(run_dir: Path, cfg: DictConfig) -> Path:
 def write_init_record(run_dir: Path, fingerprint: str, metrics: dict, predictions: list[dict]) -> None:
     """The init evaluation, written as soon as it is done: a resumed run reuses it instead of redoing it."""
     write_jsonl(run_dir, predictions, "init_predictions.jsonl")
-    path = Path(run_dir) / INIT_METRICS
-    partial = path.with_suffix(".json.partial")
-    partial.write_text(json.dumps({"config_fingerprint": fingerprint, "metrics": metrics}, indent=2))
-    os.replace(partial, path)
+    write_json(Path(run_dir) / INIT_METRICS, {"config_fingerprint": fingerprint, "metrics": metrics}, indent=2)
 
 
 def read_init_record(run_dir: Path, fingerprint: str) -> dict | None:

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from medvqa_rl.judges.selection import judge_backend
+from medvqa_rl.judges.selection import evaluation_judge_config
+from medvqa_rl.run_record import write_json
 
 CACHE_FOLDER = "init_eval"
 
@@ -27,14 +27,14 @@ def init_eval_key(cfg: DictConfig, checkpoint: str, test_records, processes: int
         return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
 
     evaluation = {k: v for k, v in resolved(cfg.eval).items() if k != "progress"}
-    judge = cfg.eval.get("judge") or (cfg.judge if judge_backend(cfg) != "none" else None)
+    judge = evaluation_judge_config(cfg)
     payload = {
         "checkpoint": checkpoint_identity(checkpoint),
         "load": {k: v for k, v in resolved(cfg.model_init).items() if k not in ("name", "path")},
         "dataset": {k: v for k, v in resolved(cfg.dataset).items() if k != "cache"},
         "test_ids": hashlib.sha256("\n".join(str(r["id"]) for r in test_records).encode()).hexdigest(),
         "eval": evaluation,
-        "judge": resolved(judge) if cfg.eval.judge_score else None,
+        "judge": resolved(judge),
         "processes": processes,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
@@ -66,6 +66,4 @@ def write_cached_init_eval(cache_dir: str, key: str, metrics: dict, predictions:
     """Written whole or not at all: parallel arms computing the same key just overwrite it."""
     path = _path(cache_dir, key)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
-    partial.write_text(json.dumps({"metrics": metrics, "predictions": predictions}, ensure_ascii=False))
-    os.replace(partial, path)
+    write_json(path, {"metrics": metrics, "predictions": predictions}, ensure_ascii=False)

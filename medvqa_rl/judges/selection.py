@@ -24,16 +24,24 @@ def judge_backend(cfg: DictConfig) -> str:
     return backend
 
 
-def evaluation_judge_name(cfg: DictConfig) -> str | None:
-    """Which judge scores the evaluation (metrics.json `eval/judge`): "<backend>" or "<backend>:<model>", with
-    " (reward judge)" when it is the judge the policy was trained to please; None without a judge score."""
+def evaluation_judge_config(cfg: DictConfig) -> DictConfig | None:
+    """The config of the judge that scores the evaluation: eval.judge (the eval_judge group) when set, else the
+    judge group's when this run builds it; None when eval.judge_score is false or no judge can score."""
     if not cfg.eval.judge_score:
         return None
     if cfg.eval.get("judge") is not None:
-        return _describe(cfg.eval.judge)
-    if judge_backend(cfg) == "none":
+        return cfg.eval.judge
+    return None if judge_backend(cfg) == "none" else cfg.judge
+
+
+def evaluation_judge_name(cfg: DictConfig) -> str | None:
+    """Which judge scores the evaluation (metrics.json `eval/judge`): "<backend>" or "<backend>:<model>", with
+    " (reward judge)" when it is the judge the policy was trained to please; None without a judge score."""
+    judge = evaluation_judge_config(cfg)
+    if judge is None:
         return None
-    return _describe(cfg.judge) + (" (reward judge)" if reward_uses_judge(cfg) else "")
+    circular = cfg.eval.get("judge") is None and reward_uses_judge(cfg)
+    return _describe(judge) + (" (reward judge)" if circular else "")
 
 
 def _describe(judge: DictConfig) -> str:
@@ -46,14 +54,13 @@ def evaluation_judge(cfg: DictConfig, rewards: list):
     with the semantic reward is not scored by the judge it was trained to please; else the semantic reward's
     own judge (one cache and one loaded model for training and evaluation); else one built from cfg.judge;
     None when eval.judge_score is false or no judge can score this dataset."""
-    if not cfg.eval.judge_score:
+    judge = evaluation_judge_config(cfg)
+    if judge is None:
+        if cfg.eval.judge_score:
+            log.info("no judge score: judge=rule without ground-truth findings")
         return None
-    if cfg.eval.get("judge") is not None:
-        return instantiate(cfg.eval.judge)
-    for reward in rewards:
-        if hasattr(reward, "judge"):
-            return reward.judge
-    if judge_backend(cfg) == "none":
-        log.info("no judge score: judge=rule without ground-truth findings")
-        return None
-    return instantiate(cfg.judge)
+    if cfg.eval.get("judge") is None:
+        for reward in rewards:
+            if hasattr(reward, "judge"):
+                return reward.judge
+    return instantiate(judge)
