@@ -4,6 +4,8 @@
 A named sweep gives every grid point a stable folder (sweeps/_common.yaml), and a single run the
 folder its command names (hydra.run.dir), so rerunning the same command meets each earlier attempt there:
 - metrics.json with the same config fingerprint: finished, skipped (its metrics are returned);
+- no record, but the same config finished in another named sweep under the same sweep.root (the studies'
+  shared reference arm): that record is copied here (medvqa_rl/shared_arms.py);
 - a complete checkpoint of the same config (killed, preempted, failed after saving): resumed from the
   newest one (medvqa_rl/checkpoints.py); the earlier failure.json is moved into previous/<time>/;
 - metrics.json of another config (the defaults changed since), checkpoints of another config,
@@ -25,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from medvqa_rl.checkpoints import TRAINER_DIR, checkpoint_step, resumable_checkpoint
 from medvqa_rl.distributed import process_state
+from medvqa_rl.shared_arms import copy_twin_record, finished_twin
 from medvqa_rl.training.preemption import Preempted
 
 log = logging.getLogger(__name__)
@@ -99,7 +102,14 @@ def resumable_run(run_fn, cfg: DictConfig, run_dir: str | Path) -> dict:
         return done
     state = process_state()
     resume_from = resumable_checkpoint(run_dir, fingerprint)  # read by every process before anything moves
+    twin = None if resume_from else finished_twin(cfg, run_dir, fingerprint, finished_metrics)
     state.wait_for_everyone()
+    if twin is not None:
+        if state.is_main_process:
+            set_aside_earlier_attempt(run_dir)
+            done = copy_twin_record(cfg, run_dir, *twin)
+        state.wait_for_everyone()
+        return done if state.is_main_process else {}
     if state.is_main_process:
         earlier = set_aside_earlier_attempt(run_dir, (FAILURE_FILE,) if resume_from else RECORD_FILES)
         if resume_from is not None:

@@ -29,6 +29,7 @@ class Recorder:
         if self.error is not None:
             raise self.error
         record = {"test/accuracy": 50.0, "config_fingerprint": config_fingerprint(cfg)}
+        run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "predictions.jsonl").write_text("{}\n")
         write_metrics(run_dir, record)
         return record
@@ -101,3 +102,39 @@ def test_half_written_metrics_do_not_count_as_finished(tmp_path):
     assert run_fn.calls == 1
     (previous,) = (tmp_path / "previous").iterdir()
     assert (previous / "metrics.json").read_text() == '{"test/accuracy": 5'
+
+
+def test_a_studys_reference_arm_finished_in_another_study_is_copied_not_trained(tmp_path):
+    # sweep=bias and sweep=init share the reference arm (GRPO from instruct): one training, two records.
+    root = f"sweep.root={tmp_path}"
+    bias_run, init_run = tmp_path / "bias-v1" / "bias=grpo,seed=0", tmp_path / "init-v1" / "model_init=instruct,seed=0"
+    trained = resumable_run(Recorder(), _cfg("sweep=bias", root, "bias=grpo"), bias_run)
+    (bias_run / "model").mkdir()
+    (bias_run / "model" / "model.safetensors").write_bytes(b"weights")
+
+    run_fn = Recorder()
+    copied = resumable_run(run_fn, _cfg("sweep=init", root, "model_init=instruct"), init_run)
+    assert run_fn.calls == 0
+    assert copied == trained | {"reused_from": str(bias_run)}
+    assert json.loads((init_run / "metrics.json").read_text()) == copied
+    assert (init_run / "predictions.jsonl").read_text() == (bias_run / "predictions.jsonl").read_text()
+    assert (init_run / "model" / "model.safetensors").read_bytes() == b"weights"
+    # The copy says which study it belongs to; analysis reads the sweep from it.
+    assert "name: init" in (init_run / "resolved_config.yaml").read_text()
+
+    # A third study copies the original, never the copy; another config (base) is trained.
+    third = resumable_run(Recorder(), _cfg("sweep=length", root), tmp_path / "length-v1" / "length_reward=none,seed=0")
+    assert third["reused_from"] == str(bias_run)
+    run_fn = Recorder()
+    resumable_run(run_fn, _cfg("sweep=init", root, "model_init=base"), tmp_path / "init-v1" / "model_init=base,seed=0")
+    assert run_fn.calls == 1
+
+
+def test_reuse_across_sweeps_can_be_switched_off_and_never_applies_outside_a_named_sweep(tmp_path):
+    root = f"sweep.root={tmp_path}"
+    resumable_run(Recorder(), _cfg("sweep=bias", root), tmp_path / "bias-v1" / "seed=0")
+    run_fn = Recorder()
+    resumable_run(run_fn, _cfg("sweep=init", root, "sweep.reuse_finished=false"), tmp_path / "init-v1" / "seed=0")
+    assert run_fn.calls == 1
+    resumable_run(run_fn, _cfg(root), tmp_path / "single" / "run")
+    assert run_fn.calls == 2

@@ -1,0 +1,68 @@
+"""One computation per config across a study suite: the paper's one-factor studies share their reference arm
+(instruct, accuracy reward, no length reward, GRPO), so `sweep=init`, `semantic`, `length`, `bias` and
+`methods` would train the same config at the same seed five times. A grid point of a named sweep whose config
+(its fingerprint, which leaves the sweep's name out) already finished in another sweep under the same
+sweep.root takes that run's record instead of training again: on one machine, with the same seed and versions,
+the rerun would compute the same numbers. `sweep.reuse_finished=false` trains every point itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from medvqa_rl.run_record import MODEL_DIR, write_metrics, write_resolved_config
+
+log = logging.getLogger(__name__)
+
+# The computed record that the twin's folder holds; metrics.json is written last (it marks the run finished),
+# resolved_config.yaml is this grid point's own (its sweep name).
+COPIED = ("predictions.jsonl", "init_predictions.jsonl", "init_metrics.json", "history.jsonl", MODEL_DIR)
+
+
+def finished_twin(cfg: DictConfig, run_dir: Path, fingerprint: str, finished_metrics) -> tuple[Path, dict] | None:
+    """(folder, metrics) of a finished run of this fingerprint in another grid point of the same sweep.root,
+    or None (not a named sweep, reuse switched off, none found). ``finished_metrics(dir, fingerprint)`` reads
+    a folder's record (medvqa_rl/resumable.py)."""
+    if cfg.sweep.name is None or not cfg.sweep.get("reuse_finished", True):
+        return None
+    root, here = Path(cfg.sweep.root), Path(run_dir).resolve()
+    for metrics_file in sorted(root.glob("*/*/metrics.json")):
+        twin = metrics_file.parent
+        metrics = None if twin.resolve() == here else finished_metrics(twin, fingerprint)
+        # An original, never a copy: a chain of copies would hide where the numbers came from.
+        if metrics is not None and "reused_from" not in metrics:
+            return twin, metrics
+    return None
+
+
+def copy_twin_record(cfg: DictConfig, run_dir: Path, twin: Path, metrics: dict) -> dict:
+    """Writes the twin's record into run_dir (files hard-linked where the file system allows, else copied), with
+    this grid point's resolved config and `reused_from` naming the twin; returns the metrics."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for name in COPIED:
+        source, target = twin / name, run_dir / name
+        if source.is_dir():
+            shutil.copytree(source, target, copy_function=_link_or_copy, dirs_exist_ok=True)
+        elif source.exists():
+            _link_or_copy(source, target)
+    write_resolved_config(run_dir, cfg)
+    record = {**metrics, "reused_from": str(twin)}
+    write_metrics(run_dir, record)
+    log.info("reused: %s already finished this config (%s) in another sweep; its record was copied here (no "
+             "training, no W&B run)", twin, metrics.get("config_fingerprint"))
+    return record
+
+
+def _link_or_copy(source, target) -> None:
+    target = Path(target)
+    target.unlink(missing_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
