@@ -1,7 +1,7 @@
 """Diagnoses an init checkpoint on the synthetic test split: how much room GRPO has.
 
 Prints greedy accuracy, format rate, how often the reasoning names the right finding, how often the
-letter agrees with the reasoning, and sampled accuracy / pass@k at a temperature.
+letter agrees with the reasoning, and sampled accuracy, format rate and pass@k at a temperature.
 Usage: python benchmarks/probe_init.py CHECKPOINT [--n 200] [--k 8] [--temperature 0.5]
 """
 
@@ -13,10 +13,10 @@ import torch
 
 from medvqa_rl.data.synthetic import make_split
 from medvqa_rl.evaluation import generate_greedy
+from medvqa_rl.evaluation.generation import generate_sampled
 from medvqa_rl.models.init_probe import probe_completions
 from medvqa_rl.models.loading import load_model_and_processor
-from medvqa_rl.prompts import prompt_conversation
-from medvqa_rl.rewards import answer_letter
+from medvqa_rl.rewards import answer_letter, is_well_formed
 
 
 def main() -> None:
@@ -33,18 +33,15 @@ def main() -> None:
         print(f"{key.replace('_', ' ')} {value:.1f}%")
     for t in greedy[:5]:
         print("  ", repr(t))
-    hits, any_hit = 0, 0
-    for record in records[:100]:
-        conversation = prompt_conversation(record["question"], record["options"], record["image"])
-        inputs = processor.apply_chat_template([conversation], tokenize=True, add_generation_prompt=True, return_dict=True, return_tensors="pt")
-        with torch.no_grad():
-            out = model.generate(**inputs, do_sample=True, temperature=args.temperature, max_new_tokens=24, num_return_sequences=args.k)
-        texts = processor.tokenizer.batch_decode(out[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
-        correct = [answer_letter(t, record["options"]) == record["answer_label"] for t in texts]
-        hits += sum(correct)
-        any_hit += any(correct)
-    print(f"sampled accuracy @T={args.temperature} {100 * hits / (100 * args.k):.1f}%  pass@{args.k} {any_hit}%")
-
+    torch.manual_seed(0)
+    sampled_records = records[:100]
+    sampled = [text for text, _ in generate_sampled(model, processor, sampled_records, 25, 24, args.k, args.temperature)]
+    correct = [answer_letter(text, record["options"]) == record["answer_label"]
+               for text, record in zip(sampled, (r for r in sampled_records for _ in range(args.k)))]
+    formatted = sum(is_well_formed(text) for text in sampled)
+    pass_at_k = sum(any(correct[i * args.k:(i + 1) * args.k]) for i in range(len(sampled_records)))
+    print(f"sampled @T={args.temperature}: accuracy {100 * sum(correct) / len(sampled):.1f}%  format "
+          f"{100 * formatted / len(sampled):.1f}%  pass@{args.k} {100 * pass_at_k / len(sampled_records):.1f}%")
 
 if __name__ == "__main__":
     main()

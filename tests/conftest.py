@@ -18,6 +18,7 @@ SMALL_TINY = [
     "family.build.pretrain.examples=800",
     "family.build.pretrain.steps=100",
     "family.build.pretrain.batch_size=16",
+    "family.build.base_stage.steps=20",
     "family.build.instruct.examples=400",
     "family.build.instruct.steps=100",
     "family.build.instruct.batch_size=16",

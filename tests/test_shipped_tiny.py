@@ -25,6 +25,7 @@ from medvqa_rl.models.shipped_tiny import (
     shipped_checkpoint,
 )
 from medvqa_rl.models.tiny_inits import PROBE_QUESTIONS, RECIPE_VERSION, cache_key, tiny_checkpoint
+from medvqa_rl.rewards import answer_letter, is_well_formed
 
 from .conftest import compose_config
 
@@ -136,3 +137,21 @@ def test_rebuilding_from_the_recipe_lands_in_the_same_band(tmp_path):
     assert info["cache_key"] == cache_key(default_spec())
     assert probe["reasoning_right"] >= REASONING_RIGHT_MIN, probe
     assert LETTER_FOLLOWS_BAND[0] <= probe["letter_follows"] <= LETTER_FOLLOWS_BAND[1], probe
+
+
+def test_the_bases_documents_are_mostly_prose_and_sometimes_tagged_answers_in_words():
+    records = make_split("pretrain", 600, seed=0)
+    processor = load_model_and_processor(str(SHIPPED_DIR / "instruct"))[1]
+    documents = tiny_inits._base_documents(records, processor, question_fraction=0.5, tagged_fraction=0.3, seed=0)
+    captions = [d for d in documents if d.prompt == tiny_inits.CAPTION_PROMPT]
+    exchanges = [(r, d) for r, d in zip(records, documents) if d.prompt != tiny_inits.CAPTION_PROMPT]
+    tagged = [(r, d) for r, d in exchanges if "<think>" in d.target]
+    assert 0.4 < len(exchanges) / len(records) < 0.6 and 0.2 < len(tagged) / len(exchanges) < 0.4
+    assert not any("<think>" in d.target or "<answer>" in d.target for d in captions)
+    for record, document in tagged:
+        # In words, never a letter: the parser reads it as the option with that text, the right one.
+        assert f"<answer>{record['answer_text']}</answer>" in document.target
+        assert answer_letter(document.target, record["options"]) == record["answer_label"]
+        assert is_well_formed(document.target.split("<|im_end|>")[0])
+    for record, document in exchanges:  # the reply is about the finding asked
+        assert record["question"] in document.prompt and record["answer_text"] in document.target

@@ -11,6 +11,21 @@ from medvqa_rl.prompts import assistant_turn, prompt_conversation
 def generate_greedy(model, processor, records: list[dict], batch_size: int, max_new_tokens: int,
                     progress: bool = False) -> list[tuple[str, int]]:
     """Greedy completions for ``records``, batch by batch with left padding: [(text, n_tokens)]."""
+    return generate_completions(model, processor, records, batch_size, max_new_tokens, progress, do_sample=False)
+
+
+def generate_sampled(model, processor, records: list[dict], batch_size: int, max_new_tokens: int, samples: int,
+                     temperature: float) -> list[tuple[str, int]]:
+    """``samples`` completions per record drawn at ``temperature`` from the full distribution (as GRPO's
+    rollouts are), record by record: [(text, n_tokens)] of length len(records) * samples."""
+    return generate_completions(model, processor, records, batch_size, max_new_tokens, do_sample=True,
+                                temperature=temperature, top_k=0, top_p=1.0, num_return_sequences=samples)
+
+
+def generate_completions(model, processor, records: list[dict], batch_size: int, max_new_tokens: int,
+                         progress: bool = False, **decoding) -> list[tuple[str, int]]:
+    """Completions for ``records`` with ``decoding`` (model.generate's arguments), batch by batch with left
+    padding: [(text, n_tokens)]."""
     tokenizer = processor.tokenizer
     # A base checkpoint's generation config may stop at <|endoftext|> only; the chat's end of turn ends an answer too.
     stop_ids = sorted(set(_as_list(model.generation_config.eos_token_id)) | set(end_of_turn_ids(processor)))
@@ -29,7 +44,7 @@ def generate_greedy(model, processor, records: list[dict], batch_size: int, max_
             padding_side="left",
         ).to(model.device)
         with torch.no_grad():
-            generated = model.generate(**inputs, do_sample=False, max_new_tokens=max_new_tokens, eos_token_id=stop_ids)
+            generated = model.generate(**inputs, **decoding, max_new_tokens=max_new_tokens, eos_token_id=stop_ids)
         new_tokens = generated[:, inputs["input_ids"].shape[1] :]
         for row in new_tokens.tolist():
             kept = _until_stop(row, {*stop_ids, tokenizer.pad_token_id})

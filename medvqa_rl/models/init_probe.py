@@ -8,7 +8,9 @@ once it is trained (medvqa_rl/models/tiny_inits.py); benchmarks/probe_init.py pr
 
 from __future__ import annotations
 
-from medvqa_rl.evaluation.generation import generate_greedy
+import torch
+
+from medvqa_rl.evaluation.generation import generate_greedy, generate_sampled
 from medvqa_rl.prompts import LETTERS
 from medvqa_rl.rewards import answer_letter, is_well_formed, reasoning_text
 
@@ -39,3 +41,20 @@ def probe_init(model, processor, records: list[dict], max_new_tokens: int = 24, 
     """Greedy completions of ``model`` on ``records``, scored by probe_completions."""
     texts = [text for text, _ in generate_greedy(model, processor, records, batch_size, max_new_tokens)]
     return probe_completions(texts, records)
+
+
+def probe_sampled(model, processor, records: list[dict], samples: int, seed: int, temperatures=(0.5, 1.0),
+                  max_new_tokens: int = 24, batch_size: int = 50) -> dict:
+    """How often ``model``'s sampled completions are in format and right: ``samples`` per record at each of
+    ``temperatures`` (0.5 is GRPO's default rollout temperature), seeded; percentages keyed
+    ``format_t<T>`` and ``accuracy_t<T>``."""
+    repeated = [r for r in records for _ in range(samples)]
+    result = {}
+    for temperature in temperatures:
+        torch.manual_seed(seed)
+        texts = [text for text, _ in generate_sampled(model, processor, records, batch_size, max_new_tokens,
+                                                       samples, temperature)]
+        scores = probe_completions(texts, repeated)
+        result[f"format_t{temperature:g}"] = scores["format"]
+        result[f"accuracy_t{temperature:g}"] = scores["greedy_accuracy"]
+    return result

@@ -1,7 +1,16 @@
 """The embedded tiny base and tiny instruct checkpoints: built from the recipe, cached on disk, or shipped.
 
-tiny base     = a tiny VLM pretrained on image -> report text only (no chat, no question format).
-tiny instruct = tiny base + a short instruction tuning on a separate question split (its own images).
+caption model = a tiny VLM pretrained on image -> report text only (no chat, no question format).
+tiny base     = the caption model + a short continued pretraining on documents of the kind a base model's
+                corpus holds: captions, and chat exchanges where a question is answered mostly in prose, a
+                fraction in <think>sentence</think><answer>finding in words</answer> tags. Like a real
+                base model that has seen some tagged text, a fraction of its sampled completions to a
+                question are in format (their answer in words, read as the option with that text), so GRPO
+                from base has a format and an accuracy to learn. (Captions alone gave a base that never
+                wrote a tag: every reward 0, nothing for GRPO to act on.)
+tiny instruct = the caption model + a short instruction tuning on a separate question split (its own images).
+                It branches off before the base's tagged stage, so the instruct does not depend on how much
+                tagged text the base saw (and stays the checkpoint every default measurement was made on).
                 Its reasoning usually names the right finding, but a little over half of its training
                 answers slip to the next option's letter (a consistent off-by-one misreading of the option
                 list), so its greedy letter follows its reasoning only part of the time, while the letter
@@ -17,6 +26,7 @@ other family.build config is built here and cached under cache_dir, keyed by the
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -28,21 +38,23 @@ from pathlib import Path
 from filelock import FileLock
 
 from medvqa_rl.data.synthetic import make_split, report_text
-from medvqa_rl.models.init_probe import probe_init
+from medvqa_rl.models.init_probe import probe_init, probe_sampled
 from medvqa_rl.models.shipped_tiny import shipped_checkpoint
 from medvqa_rl.models.supervised_stage import SupervisedExample, train_supervised
 from medvqa_rl.models.tiny_vlm import build_model, build_processor, train_tokenizer
-from medvqa_rl.prompts import LETTERS, assistant_turn, chat_prompt, question_text, reference_response
+from medvqa_rl.prompts import (LETTERS, assistant_turn, chat_prompt, question_text, reference_completion,
+                               reference_response)
 
 log = logging.getLogger(__name__)
 
 STAGES = ("base", "instruct")
 # Bump when the generator or the build recipe changes, so stale caches are not reused.
-RECIPE_VERSION = 2
+RECIPE_VERSION = 3
 CAPTION_PROMPT = "<|vision_start|><|image_pad|><|vision_end|>"
 VERBOSE_OPENING = "in the image, "
 BUILD_LOG = "build.json"
 PROBE_QUESTIONS = 200  # held-out questions ("probe" split) the built instruct is probed on
+BASE_PROBE_SAMPLES = 4  # sampled completions per probe question the built base's format rate is measured on
 
 
 def tiny_checkpoint(stage: str, spec: dict, cache_dir: str | Path) -> Path:
@@ -92,8 +104,21 @@ def _build(spec: dict, root: Path) -> None:
     ]
     caption_losses = train_supervised(model, processor, caption_examples, steps=pre["steps"],
                                       batch_size=pre["batch_size"], learning_rate=pre["learning_rate"], seed=seed)
-    log.info("tiny base: caption loss %.3f -> %.3f", caption_losses[0], caption_losses[-1])
-    _save(model, processor, root / "base")
+    log.info("caption model: caption loss %.3f -> %.3f", caption_losses[0], caption_losses[-1])
+
+    tagged = spec["base_stage"]
+    base = copy.deepcopy(model)  # the instruct is tuned from the caption model itself
+    documents = _base_documents(captions, processor, tagged["question_fraction"], tagged["tagged_fraction"], seed)
+    base_losses = train_supervised(base, processor, documents,
+                                   steps=tagged["steps"], batch_size=pre["batch_size"],
+                                   learning_rate=tagged["learning_rate"], seed=seed)
+    log.info("tiny base: continued pretraining loss %.3f -> %.3f", base_losses[0], base_losses[-1])
+    probe_records = make_split("probe", PROBE_QUESTIONS, seed, image_size)
+    base_probe = probe_sampled(base, processor, probe_records, BASE_PROBE_SAMPLES, seed)
+    log.info("tiny base probe, %d sampled completions to each of %d held-out questions: %s", BASE_PROBE_SAMPLES,
+             PROBE_QUESTIONS, ", ".join(f"{k} {v:.1f}%" for k, v in base_probe.items()))
+    _save(base, processor, root / "base")
+    del base
 
     instruct_examples = [
         SupervisedExample(r["image"], chat_prompt(processor, r["question"], r["options"], r["image"]),
@@ -103,12 +128,14 @@ def _build(spec: dict, root: Path) -> None:
     instruct_losses = train_supervised(model, processor, instruct_examples, steps=ins["steps"],
                                        batch_size=ins["batch_size"], learning_rate=ins["learning_rate"], seed=seed)
     log.info("tiny instruct: instruction loss %.3f -> %.3f", instruct_losses[0], instruct_losses[-1])
-    probe = probe_init(model, processor, make_split("probe", PROBE_QUESTIONS, seed, image_size))
+    probe = probe_init(model, processor, probe_records)
     log.info("tiny instruct probe on %d held-out questions: %s", PROBE_QUESTIONS,
              ", ".join(f"{k} {v:.1f}%" for k, v in probe.items()))
     # The log before the instruct checkpoint: instruct/ marks the build complete (built_root).
     (root / BUILD_LOG).write_text(json.dumps({
         "caption_loss": [caption_losses[0], caption_losses[-1]],
+        "base_loss": [base_losses[0], base_losses[-1]],
+        f"base_sampled_probe_{PROBE_QUESTIONS}x{BASE_PROBE_SAMPLES}": base_probe,
         "instruction_loss": [instruct_losses[0], instruct_losses[-1]],
         f"instruct_probe_{PROBE_QUESTIONS}": probe,
     }, indent=2))
@@ -116,9 +143,33 @@ def _build(spec: dict, root: Path) -> None:
 
 
 def read_build_log(root: Path) -> dict:
-    """What the build of ``root`` recorded: first/last training losses of each stage, the instruct's probe."""
+    """What the build of ``root`` recorded: first/last training losses of each stage, the base's sampled probe,
+    the instruct's greedy probe."""
     path = Path(root) / BUILD_LOG
     return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _base_documents(records: list[dict], processor, question_fraction: float, tagged_fraction: float,
+                    seed: int) -> list[SupervisedExample]:
+    """The base's continued-pretraining documents, one per record: its report after its image (a caption), or,
+    for a seeded question_fraction, a chat exchange: the record's question and options as the user's turn,
+    then a reply that is the report sentence holding the finding asked, written for a seeded tagged_fraction
+    of them as <think>sentence</think><answer>finding in words</answer>. Like a base model's web text, a
+    question is mostly followed by untagged prose, sometimes by tagged reasoning and an answer in words (never
+    a letter)."""
+    rng = random.Random(f"base-documents:{seed}")
+    documents = []
+    for r in records:
+        report = report_text(r["findings"])
+        if rng.random() >= question_fraction:
+            documents.append(SupervisedExample(r["image"], CAPTION_PROMPT, report + "<|endoftext|>"))
+            continue
+        modality_sentence, lesion_sentence = report.split(". ", 1)
+        sentence = modality_sentence + "." if r["question_type"] == "modality" else lesion_sentence
+        reply = reference_completion(sentence, r["answer_text"]) if rng.random() < tagged_fraction else sentence
+        documents.append(SupervisedExample(r["image"], chat_prompt(processor, r["question"], r["options"], r["image"]),
+                                           assistant_turn(processor, reply)))
+    return documents
 
 
 def _instruct_records(n: int, shuffled_fraction: float, seed: int, image_size: int) -> list[dict]:
