@@ -171,7 +171,8 @@ def scan_run_dirs(dirs: list[str | Path]) -> Records:
                 excluded.append(_run_row(str(run_dir), sweep, cfg.seed, factors, metrics, group)
                                 | {"status": status, "detail": detail, "record": record})
                 continue
-            rows.append(_run_row(str(run_dir), sweep, cfg.seed, factors, metrics, group) | _versions(metrics))
+            rows.append(_run_row(str(run_dir), sweep, cfg.seed, factors, metrics, group) | _versions(metrics)
+                        | {"reused_from": metrics.get("reused_from")})
             history_path = run_dir / "history.jsonl"
             if history_path.exists():
                 steps = [json.loads(line) for line in history_path.read_text().splitlines() if line.strip()]

@@ -18,6 +18,7 @@ from analysis.__main__ import main
 from analysis.plots import curve_band
 from analysis.records import FAILURE_FILE, scan_run_dirs, scan_wandb_runs
 from analysis.tables import METRICS
+from analysis.report import run_list
 
 from .conftest import compose_config
 from .test_analysis import T_975_DF1, T_975_DF2, FakeApi, _wandb_run
@@ -312,3 +313,21 @@ def test_wandb_log_is_off_by_default(sweeps, tmp_path):
     clean, _, _ = sweeps
     _report(clean, tmp_path / "out")
     assert not (tmp_path / "out" / "wandb").exists()
+
+
+def test_a_reused_reference_arm_is_a_finished_run_of_its_own_study_that_says_where_it_came_from(tmp_path):
+    runs = write_sweeps(tmp_path / "runs")
+    clean = _report(runs, tmp_path / "clean")
+    twin = runs / "bias-v1" / "bias=grpo,seed=0"
+    copy = runs / "length-v1" / "length_reward=none,seed=0"
+    metrics = json.loads((copy / "metrics.json").read_text())
+    (copy / "metrics.json").write_text(json.dumps({**metrics, "reused_from": str(twin)}))
+    html = _report(runs, tmp_path / "reused")
+    for name in ("bias", "length", "length_paired"):
+        pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "clean" / f"{name}.csv"),
+                                      pd.read_csv(tmp_path / "reused" / f"{name}.csv"))
+    listed = run_list(scan_run_dirs([runs]), tmp_path / "reused")
+    row = listed[listed["run"] == str(copy)].iloc[0]
+    assert row["status"] == "finished" and row["sweep"] == "length" and str(twin) in row["detail"]
+    assert (listed["status"] == "finished").all() and len(listed) == len(pd.read_csv(tmp_path / "clean" / "runs.csv"))
+    assert html.count("(same config), copied") == 1 and "(same config), copied" not in clean

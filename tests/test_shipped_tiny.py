@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 from medvqa_rl.build_tiny import main as build_tiny_main
 from medvqa_rl.data.synthetic import make_split
 from medvqa_rl.models import tiny_inits
-from medvqa_rl.models.init_probe import probe_init
+from medvqa_rl.models.init_probe import probe_init, probe_sampled
 from medvqa_rl.models.loading import load_model_and_processor
 from medvqa_rl.models.shipped_tiny import (
     BUILD_INFO,
@@ -33,6 +33,9 @@ from .conftest import compose_config
 # it reasons right most of the time, and its letter follows that reasoning well under half the time.
 REASONING_RIGHT_MIN = 70.0
 LETTER_FOLLOWS_BAND = (15.0, 50.0)
+# The band the shipped base's sampled format rate (at GRPO's rollout temperature, 0.5) must lie in: like a
+# real base model it answers in format now and then, so GRPO from base has a format reward to act on.
+BASE_FORMAT_BAND = (2.0, 40.0)
 
 
 def default_spec(overrides: list[str] | None = None) -> dict:
@@ -57,6 +60,8 @@ def test_build_info_records_config_versions_and_probe():
     probe = info["build"][f"instruct_probe_{PROBE_QUESTIONS}"]
     assert probe["reasoning_right"] >= REASONING_RIGHT_MIN
     assert LETTER_FOLLOWS_BAND[0] <= probe["letter_follows"] <= LETTER_FOLLOWS_BAND[1]
+    base = info["build"][f"base_sampled_probe_{PROBE_QUESTIONS}x{tiny_inits.BASE_PROBE_SAMPLES}"]
+    assert BASE_FORMAT_BAND[0] <= base["format_t0.5"] <= BASE_FORMAT_BAND[1], base
 
 
 def test_shipped_files_stay_small():
@@ -130,13 +135,16 @@ def test_slipped_letters_name_the_next_option_and_keep_the_reasoning():
 
 @pytest.mark.slow
 def test_rebuilding_from_the_recipe_lands_in_the_same_band(tmp_path):
-    """The recipe, run on this machine, gives an instruct of the shipped kind (not byte-identical weights)."""
+    """The recipe, run on this machine, gives a base and an instruct of the shipped kind (not byte-identical
+    weights)."""
     build_tiny_main(["--ship", "--ship-dir", str(tmp_path / "rebuilt"), f"cache_dir={tmp_path / 'cache'}"])
     info = json.loads((tmp_path / "rebuilt" / BUILD_INFO).read_text())
     probe = info["build"][f"instruct_probe_{PROBE_QUESTIONS}"]
     assert info["cache_key"] == cache_key(default_spec())
     assert probe["reasoning_right"] >= REASONING_RIGHT_MIN, probe
     assert LETTER_FOLLOWS_BAND[0] <= probe["letter_follows"] <= LETTER_FOLLOWS_BAND[1], probe
+    base = info["build"][f"base_sampled_probe_{PROBE_QUESTIONS}x{tiny_inits.BASE_PROBE_SAMPLES}"]
+    assert BASE_FORMAT_BAND[0] <= base["format_t0.5"] <= BASE_FORMAT_BAND[1], base
 
 
 def test_the_bases_documents_are_mostly_prose_and_sometimes_tagged_answers_in_words():
@@ -155,3 +163,12 @@ def test_the_bases_documents_are_mostly_prose_and_sometimes_tagged_answers_in_wo
         assert is_well_formed(document.target.split("<|im_end|>")[0])
     for record, document in exchanges:  # the reply is about the finding asked
         assert record["question"] in document.prompt and record["answer_text"] in document.target
+
+
+def test_the_shipped_base_samples_the_format_now_and_then():
+    model, processor = load_model_and_processor(str(tiny_checkpoint("base", default_spec(), "/nonexistent")))
+    records = make_split("test", 50, seed=0)
+    sampled = probe_sampled(model, processor, records, samples=4, seed=0, temperatures=(0.5,))
+    assert BASE_FORMAT_BAND[0] <= sampled["format_t0.5"] <= BASE_FORMAT_BAND[1], sampled
+    assert 0 < sampled["accuracy_t0.5"]  # its in-format answers, in words, parse as options
+    assert probe_init(model, processor, records)["format"] < BASE_FORMAT_BAND[1]  # mostly prose
