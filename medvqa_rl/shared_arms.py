@@ -41,8 +41,9 @@ def finished_twin(cfg: DictConfig, run_dir: Path, fingerprint: str, finished_met
 
 
 def copy_twin_record(cfg: DictConfig, run_dir: Path, twin: Path, metrics: dict) -> dict:
-    """Writes the twin's record into run_dir (files hard-linked where the file system allows, else copied), with
-    this grid point's resolved config and `reused_from` naming the twin; returns the metrics."""
+    """Writes the twin's record into run_dir (its model's files hard-linked where the file system allows, since a
+    real model is gigabytes and never rewritten in place; the rest copied), with this grid point's resolved
+    config and `reused_from` naming the twin; returns the metrics."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     for name in COPIED:
@@ -50,7 +51,7 @@ def copy_twin_record(cfg: DictConfig, run_dir: Path, twin: Path, metrics: dict) 
         if source.is_dir():
             shutil.copytree(source, target, copy_function=_link_or_copy, dirs_exist_ok=True)
         elif source.exists():
-            _link_or_copy(source, target)
+            shutil.copy2(source, target)
     write_resolved_config(run_dir, cfg)
     record = {**metrics, "reused_from": str(twin)}
     write_metrics(run_dir, record)
