@@ -82,8 +82,8 @@ def run_list(records: Records, out: Path) -> pd.DataFrame:
     none) and link (to the record, relative to `out`)."""
     finished = records.runs.assign(status="finished", detail="")
     if "reused_from" in finished:  # a study's shared arm, trained once (medvqa_rl/shared_arms.py)
-        finished["detail"] = [f"the record of {twin} (same config), copied" if isinstance(twin, str) else ""
-                              for twin in finished["reused_from"]]
+        finished["detail"] = [f"the record of {_grid_point(twin)} (same config), copied" if isinstance(twin, str)
+                              else "" for twin in finished["reused_from"]]
     if not finished.empty:
         finished["record"] = [str(Path(r) / "metrics.json") if (Path(r) / "metrics.json").exists() else None
                               for r in finished["run"]]
@@ -93,14 +93,21 @@ def run_list(records: Records, out: Path) -> pd.DataFrame:
     return frame.sort_values(["sweep", "run"], na_position="last", kind="stable").reset_index(drop=True)
 
 
+def _grid_point(run_dir: str) -> str:
+    """`<sweep folder>/<grid point>`: where a run lies within its sweep.root."""
+    path = Path(run_dir)
+    return f"{path.parent.name}/{path.name}"
+
+
 def _short_names(paths: list[str]) -> list[str]:
-    """Local run paths relative to their common folder (W&B run names as they are)."""
-    local = [p for p in paths if os.path.isabs(p)]
-    if not local:
+    """Local run paths (absolute, or relative as --runs gave them) relative to their common folder; W&B run names
+    (no folder) as they are."""
+    local = [p for p in paths if os.path.isabs(p) or os.sep in p]
+    if not local or len({os.path.isabs(p) for p in local}) > 1:
         return paths
     root = os.path.commonpath(local)
     root = os.path.dirname(root) if root in local else root
-    return [os.path.relpath(p, root) if os.path.isabs(p) else p for p in paths]
+    return [os.path.relpath(p, root) if p in local else p for p in paths]
 
 
 def run_groups(runs: pd.DataFrame) -> list[dict]:

@@ -328,6 +328,6 @@ def test_a_reused_reference_arm_is_a_finished_run_of_its_own_study_that_says_whe
                                       pd.read_csv(tmp_path / "reused" / f"{name}.csv"))
     listed = run_list(scan_run_dirs([runs]), tmp_path / "reused")
     row = listed[listed["run"] == str(copy)].iloc[0]
-    assert row["status"] == "finished" and row["sweep"] == "length" and str(twin) in row["detail"]
+    assert row["status"] == "finished" and row["sweep"] == "length" and "bias-v1/bias=grpo,seed=0" in row["detail"]
     assert (listed["status"] == "finished").all() and len(listed) == len(pd.read_csv(tmp_path / "clean" / "runs.csv"))
     assert html.count("(same config), copied") == 1 and "(same config), copied" not in clean
