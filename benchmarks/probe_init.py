@@ -16,7 +16,7 @@ from medvqa_rl.evaluation import generate_greedy
 from medvqa_rl.evaluation.generation import generate_sampled
 from medvqa_rl.models.init_probe import probe_completions
 from medvqa_rl.models.loading import load_model_and_processor
-from medvqa_rl.rewards import answer_letter, is_well_formed
+from medvqa_rl.rewards import answer_letter
 
 
 def main() -> None:
@@ -35,13 +35,14 @@ def main() -> None:
         print("  ", repr(t))
     torch.manual_seed(0)
     sampled_records = records[:100]
+    repeated = [r for r in sampled_records for _ in range(args.k)]
     sampled = [text for text, _ in generate_sampled(model, processor, sampled_records, 25, 24, args.k, args.temperature)]
-    correct = [answer_letter(text, record["options"]) == record["answer_label"]
-               for text, record in zip(sampled, (r for r in sampled_records for _ in range(args.k)))]
-    formatted = sum(is_well_formed(text) for text in sampled)
+    rates = probe_completions(sampled, repeated)
+    correct = [answer_letter(text, r["options"]) == r["answer_label"] for text, r in zip(sampled, repeated)]
     pass_at_k = sum(any(correct[i * args.k:(i + 1) * args.k]) for i in range(len(sampled_records)))
-    print(f"sampled @T={args.temperature}: accuracy {100 * sum(correct) / len(sampled):.1f}%  format "
-          f"{100 * formatted / len(sampled):.1f}%  pass@{args.k} {100 * pass_at_k / len(sampled_records):.1f}%")
+    print(f"sampled @T={args.temperature}: accuracy {rates['greedy_accuracy']:.1f}%  format {rates['format']:.1f}%  "
+          f"pass@{args.k} {100 * pass_at_k / len(sampled_records):.1f}%")
+
 
 if __name__ == "__main__":
     main()

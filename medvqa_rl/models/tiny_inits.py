@@ -106,12 +106,11 @@ def _build(spec: dict, root: Path) -> None:
                                       batch_size=pre["batch_size"], learning_rate=pre["learning_rate"], seed=seed)
     log.info("caption model: caption loss %.3f -> %.3f", caption_losses[0], caption_losses[-1])
 
-    tagged = spec["base_stage"]
+    stage = spec["base_stage"]
     base = copy.deepcopy(model)  # the instruct is tuned from the caption model itself
-    documents = _base_documents(captions, processor, tagged["question_fraction"], tagged["tagged_fraction"], seed)
-    base_losses = train_supervised(base, processor, documents,
-                                   steps=tagged["steps"], batch_size=pre["batch_size"],
-                                   learning_rate=tagged["learning_rate"], seed=seed)
+    documents = _base_documents(captions, processor, stage["question_fraction"], stage["tagged_fraction"], seed)
+    base_losses = train_supervised(base, processor, documents, steps=stage["steps"], batch_size=pre["batch_size"],
+                                   learning_rate=stage["learning_rate"], seed=seed)
     log.info("tiny base: continued pretraining loss %.3f -> %.3f", base_losses[0], base_losses[-1])
     probe_records = make_split("probe", PROBE_QUESTIONS, seed, image_size)
     base_probe = probe_sampled(base, processor, probe_records, BASE_PROBE_SAMPLES, seed)
