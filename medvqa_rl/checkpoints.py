@@ -17,10 +17,12 @@ import struct
 import zipfile
 from pathlib import Path
 
+from medvqa_rl.run_record import read_json_object, write_json
+
 log = logging.getLogger(__name__)
 
 TRAINER_DIR = "trainer"
-FINGERPRINT_FILE = "config_fingerprint.txt"  # in TRAINER_DIR: the config its checkpoints belong to
+OWNER_FILE = "provenance.json"  # in TRAINER_DIR: the run (config, init, data, processes) its checkpoints belong to
 TRAINER_STATE = "trainer_state.json"
 _CHECKPOINT = re.compile(r"checkpoint-(\d+)$")
 
@@ -74,16 +76,18 @@ def _check_safetensors(file: Path) -> None:
         raise ValueError("truncated tensor data")
 
 
-def resumable_checkpoint(run_dir: Path, fingerprint: str) -> Path | None:
-    """The newest complete checkpoint of this config in run_dir, or None (none, or another config's)."""
+def resumable_checkpoint(run_dir: Path, key: dict) -> Path | None:
+    """The newest complete checkpoint in run_dir of a run with this key (provenance.reuse_key: config, init,
+    data and processes), or None (none, or another run's: the log line names what differs)."""
+    from medvqa_rl.provenance import differences
+
     found = checkpoints(run_dir)
     if not found:
         return None
-    marker = trainer_dir(run_dir) / FINGERPRINT_FILE
-    owner = marker.read_text().strip() if marker.is_file() else None
-    if owner != fingerprint:
-        log.info("checkpoints in %s belong to another config (%s, this one %s): not resumed",
-                 trainer_dir(run_dir), owner, fingerprint)
+    owner = read_json_object(trainer_dir(run_dir) / OWNER_FILE) or {}
+    if owner != key:
+        log.info("not resumed: the checkpoints in %s belong to a run that differs in %s", trainer_dir(run_dir),
+                 "; ".join(differences(owner, key, [k.split("/", 1)[1] for k in key])))
         return None
     for path in found:
         reason = incomplete_reason(path)
@@ -93,11 +97,11 @@ def resumable_checkpoint(run_dir: Path, fingerprint: str) -> Path | None:
     return None
 
 
-def mark_trainer_dir(run_dir: Path, fingerprint: str) -> None:
-    """Records which config the checkpoints about to be written belong to."""
+def mark_trainer_dir(run_dir: Path, key: dict) -> None:
+    """Records which run (provenance.reuse_key) the checkpoints about to be written belong to."""
     root = trainer_dir(run_dir)
     root.mkdir(parents=True, exist_ok=True)
-    (root / FINGERPRINT_FILE).write_text(fingerprint + "\n")
+    write_json(root / OWNER_FILE, key, indent=2)
 
 
 def remove_checkpoints(run_dir: Path) -> None:

@@ -43,6 +43,19 @@ def check_config(cfg: DictConfig) -> None:
         _check_judge(cfg, cfg.judge, "judge")
     if cfg.eval.judge_score and cfg.eval.get("judge") is not None:
         _check_judge(cfg, cfg.eval.judge, "eval.judge")
+    _check_wandb(cfg)
+
+
+def _check_wandb(cfg: DictConfig) -> None:
+    from medvqa_rl.tracking import wandb_key_error
+
+    if cfg.wandb.mode not in ("online", "offline", "disabled"):
+        raise ConfigError(f"wandb.mode must be online, offline or disabled, got {cfg.wandb.mode!r}")
+    if cfg.wandb.init_timeout <= 0:
+        raise ConfigError(f"wandb.init_timeout must be a positive number of seconds, got {cfg.wandb.init_timeout}")
+    error = wandb_key_error(cfg)
+    if error is not None:
+        raise ConfigError(error)
 
 
 def _check_method(cfg: DictConfig) -> None:

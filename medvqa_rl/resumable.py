@@ -1,16 +1,17 @@
-"""Runs that a sweep can resume: skip a grid point already finished with the same resolved config, keep
-(never delete) the records a rerun replaces, and leave a failure record when a run raises.
+"""Runs that a sweep can resume: skip a grid point already finished by the same run, keep (never delete) the
+records a rerun replaces, and leave a failure record when a run raises.
 
 A named sweep gives every grid point a stable folder (sweeps/_common.yaml), and a single run the
-folder its command names (hydra.run.dir), so rerunning the same command meets each earlier attempt there:
-- metrics.json with the same config fingerprint: finished, skipped (its metrics are returned);
-- no record, but the same config finished in another named sweep under the same sweep.root (the studies'
+folder its command names (hydra.run.dir), so rerunning the same command meets each earlier attempt there.
+"The same run" is judged by its provenance (medvqa_rl/provenance.py): config, init, data and processes for
+a skip or a resume; the code and library versions too for a copy from another sweep. What is found:
+- a finished record (run_record.finished_record) of the same run: skipped (its metrics are returned);
+- no record, but the same run finished in another named sweep under the same sweep.root (the studies'
   shared reference arm): that record is copied here (medvqa_rl/shared_arms.py);
-- a complete checkpoint of the same config (killed, preempted, failed after saving): resumed from the
+- a complete checkpoint of the same run (killed, preempted, failed after saving): resumed from the
   newest one (medvqa_rl/checkpoints.py); the earlier failure.json is moved into previous/<time>/;
-- metrics.json of another config (the defaults changed since), checkpoints of another config,
-  failure.json without a checkpoint, or a record cut off mid-run: moved into previous/<time>/ and the
-  point is run again from the start.
+- a record or checkpoints of a run that differs (a log line names the parts), failure.json without a
+  checkpoint, or a record cut off mid-run: moved into previous/<time>/ and the point is run again.
 """
 
 from __future__ import annotations
@@ -26,7 +27,10 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from medvqa_rl.checkpoints import TRAINER_DIR, checkpoint_step, resumable_checkpoint
+from medvqa_rl.config_checks import check_config
 from medvqa_rl.distributed import process_state
+from medvqa_rl.provenance import PREFIX, REUSE_PARTS, differences, reuse_key, run_provenance
+from medvqa_rl.run_record import FAILURE_FILE, finished_record
 from medvqa_rl.shared_arms import copy_twin_record, finished_twin
 from medvqa_rl.training.preemption import Preempted
 
@@ -36,7 +40,6 @@ log = logging.getLogger(__name__)
 # left out of the fingerprint.
 PRESENTATION_KEYS = ("wandb", "cache_dir", "sweep", "eval.progress", "dataset.cache", "save_model", "keep_checkpoints",
                      "method.save_steps", "method.save_total_limit", "method.push_to_hub", "method.hub_model_id")
-FAILURE_FILE = "failure.json"
 # Everything a run writes into its folder besides Hydra's .hydra/ (rewritten by every attempt).
 RECORD_FILES = ("metrics.json", "predictions.jsonl", "init_predictions.jsonl", "init_metrics.json", "history.jsonl",
                 "resolved_config.yaml", "wandb_run_id.txt", "model", TRAINER_DIR, FAILURE_FILE)
@@ -60,18 +63,6 @@ def config_fingerprint(cfg: DictConfig) -> str:
     return hashlib.sha256(json.dumps(resolved, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def finished_metrics(run_dir: Path, fingerprint: str) -> dict | None:
-    """The metrics of a finished run of this exact config in run_dir, else None."""
-    path = Path(run_dir) / "metrics.json"
-    if not path.exists():
-        return None
-    try:
-        metrics = json.loads(path.read_text())
-    except json.JSONDecodeError:  # cut off while writing: not finished
-        return None
-    return metrics if metrics.get("config_fingerprint") == fingerprint else None
-
-
 def set_aside_earlier_attempt(run_dir: Path, names=RECORD_FILES) -> Path | None:
     """Moves an earlier attempt's record files (those of ``names`` present) into run_dir/previous/<time>/;
     returns that folder."""
@@ -89,20 +80,28 @@ def set_aside_earlier_attempt(run_dir: Path, names=RECORD_FILES) -> Path | None:
 
 
 def resumable_run(run_fn, cfg: DictConfig, run_dir: str | Path) -> dict:
-    """run_fn(cfg, run_dir, resume_from=<checkpoint or None>) unless run_dir holds this config's finished
-    record; failures leave failure.json.
+    """run_fn(cfg, run_dir, resume_from=<checkpoint or None>, provenance=<its provenance>) unless run_dir
+    holds a finished record of the same run; failures leave failure.json.
 
     The exception is re-raised: Hydra's launchers record it, run the rest of the grid, and exit non-zero.
     """
     run_dir = Path(run_dir)
-    fingerprint = config_fingerprint(cfg)
-    done = finished_metrics(run_dir, fingerprint)
-    if done is not None:
-        log.info("skipped: %s already holds a finished run of this config (%s)", run_dir, fingerprint)
-        return done
+    check_config(cfg)  # a bad value fails before the provenance reads the init and the data
     state = process_state()
-    resume_from = resumable_checkpoint(run_dir, fingerprint)  # read by every process before anything moves
-    twin = None if resume_from else finished_twin(cfg, run_dir, fingerprint, finished_metrics)
+    provenance = run_provenance(cfg, state.num_processes)
+    done = finished_record(run_dir)
+    if done is not None:
+        differ = differences(done, provenance, REUSE_PARTS)
+        if not differ:
+            other = differences(done, provenance, ("code", "versions"))
+            log.info("skipped: %s already holds a finished run of this config, init, data and process count%s",
+                     run_dir, f" (kept although its {'; '.join(other)} differ)" if other else "")
+            return done
+        log.info("not skipped: the finished run in %s differs in %s; it is set aside and run again", run_dir,
+                 "; ".join(differ))
+    key = reuse_key(provenance)
+    resume_from = resumable_checkpoint(run_dir, key)  # read by every process before anything moves
+    twin = None if resume_from else finished_twin(cfg, run_dir, provenance)
     state.wait_for_everyone()
     if twin is not None:
         if state.is_main_process:
@@ -118,10 +117,10 @@ def resumable_run(run_fn, cfg: DictConfig, run_dir: str | Path) -> dict:
             log.info("an earlier attempt's record was moved to %s; running again", earlier)
     state.wait_for_everyone()
     try:
-        return run_fn(cfg, run_dir, resume_from=resume_from)
+        return run_fn(cfg, run_dir, resume_from=resume_from, provenance=provenance)
     except BaseException as error:  # interrupts too: the record says the run did not finish
         if state.is_main_process:
-            failure = write_failure(run_dir, error, fingerprint)
+            failure = write_failure(run_dir, error, provenance[PREFIX + "config"])
             record_failure_in_wandb(cfg, run_dir, failure)
         raise
 

@@ -13,6 +13,8 @@ from omegaconf import DictConfig, OmegaConf
 
 MODEL_DIR = "model"  # the trained policy (or LoRA adapters) and processor of a finished run
 INIT_METRICS = "init_metrics.json"
+METRICS = "metrics.json"
+FAILURE_FILE = "failure.json"  # a run that raised (medvqa_rl/resumable.py)
 
 PACKAGES = ("medvqa_rl", "torch", "transformers", "trl", "peft", "datasets", "hydra-core", "wandb")
 
@@ -38,8 +40,27 @@ def write_json(path: Path, value, **dumps) -> Path:
 
 
 def write_metrics(run_dir: Path, metrics: dict) -> Path:
-    """metrics.json, written last and atomically: its presence marks a finished run."""
-    return write_json(Path(run_dir) / "metrics.json", metrics, indent=2, sort_keys=True)
+    """metrics.json, written last and atomically: with no failure.json beside it, it marks a finished run."""
+    return write_json(Path(run_dir) / METRICS, metrics, indent=2, sort_keys=True)
+
+
+def read_json_object(path: Path) -> dict | None:
+    """The parsed file; None when it is missing, cut off or not an object."""
+    try:
+        value = json.loads(Path(path).read_text())
+    except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def finished_record(run_dir: Path) -> dict | None:
+    """The one definition of a finished run, for skip, resume, the shared-arm copy and analysis alike: a
+    readable metrics.json and no failure.json (a run that raised after writing its metrics did not finish).
+    Its metrics, else None."""
+    run_dir = Path(run_dir)
+    if (run_dir / FAILURE_FILE).exists():
+        return None
+    return read_json_object(run_dir / METRICS)
 
 
 def write_jsonl(run_dir: Path, rows: list[dict], name: str) -> Path:
@@ -58,17 +79,14 @@ def write_resolved_config(run_dir: Path, cfg: DictConfig) -> Path:
     return path
 
 
-def write_init_record(run_dir: Path, fingerprint: str, metrics: dict, predictions: list[dict]) -> None:
-    """The init evaluation, written as soon as it is done: a resumed run reuses it instead of redoing it."""
+def write_init_record(run_dir: Path, key: dict, metrics: dict, predictions: list[dict]) -> None:
+    """The init evaluation, written as soon as it is done: a resumed run reuses it instead of redoing it.
+    key: what a resumed attempt must match (provenance.reuse_key)."""
     write_jsonl(run_dir, predictions, "init_predictions.jsonl")
-    write_json(Path(run_dir) / INIT_METRICS, {"config_fingerprint": fingerprint, "metrics": metrics}, indent=2)
+    write_json(Path(run_dir) / INIT_METRICS, {"key": key, "metrics": metrics}, indent=2)
 
 
-def read_init_record(run_dir: Path, fingerprint: str) -> dict | None:
-    """The init metrics recorded by an earlier attempt of this config, else None."""
-    path = Path(run_dir) / INIT_METRICS
-    try:
-        record = json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-    return record["metrics"] if record.get("config_fingerprint") == fingerprint else None
+def read_init_record(run_dir: Path, key: dict) -> dict | None:
+    """The init metrics recorded by an earlier attempt with this key, else None."""
+    record = read_json_object(Path(run_dir) / INIT_METRICS)
+    return record["metrics"] if record is not None and record.get("key") == key else None

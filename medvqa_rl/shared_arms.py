@@ -2,8 +2,11 @@
 (instruct, accuracy reward, no length reward, GRPO), so `sweep=init`, `semantic`, `length`, `bias` and
 `methods` would train the same config at the same seed five times. A grid point of a named sweep whose config
 (its fingerprint, which leaves the sweep's name out) already finished in another sweep under the same
-sweep.root takes that run's record instead of training again: on one machine, with the same seed and versions,
-the rerun would compute the same numbers. `sweep.reuse_finished=false` trains every point itself.
+sweep.root takes that run's record instead of training again, when the whole provenance matches
+(provenance.COPY_PARTS: config, init, data, processes, code and library versions): the rerun would compute
+the same numbers. A finished run of the same config that differs in another part is not copied (a log line
+names the parts). `sweep.reuse_finished=false` trains every point itself. The copy gets a W&B run of its
+own, marked as one (tracking.mirror_copied_run), so the W&B side of a study has every arm too.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from medvqa_rl.run_record import MODEL_DIR, write_metrics, write_resolved_config
+from medvqa_rl.tracking import mirror_copied_run
+from medvqa_rl.provenance import COPY_PARTS, PREFIX, differences
+from medvqa_rl.run_record import MODEL_DIR, finished_record, write_metrics, write_resolved_config
 
 log = logging.getLogger(__name__)
 
@@ -24,19 +29,23 @@ log = logging.getLogger(__name__)
 COPIED = ("predictions.jsonl", "init_predictions.jsonl", "init_metrics.json", "history.jsonl", MODEL_DIR)
 
 
-def finished_twin(cfg: DictConfig, run_dir: Path, fingerprint: str, finished_metrics) -> tuple[Path, dict] | None:
-    """(folder, metrics) of a finished run of this fingerprint in another grid point of the same sweep.root,
-    or None (not a named sweep, reuse switched off, none found). ``finished_metrics(dir, fingerprint)`` reads
-    a folder's record (medvqa_rl/resumable.py)."""
+def finished_twin(cfg: DictConfig, run_dir: Path, provenance: dict) -> tuple[Path, dict] | None:
+    """(folder, metrics) of a finished run (run_record.finished_record) with this provenance (COPY_PARTS) in
+    another grid point of the same sweep.root, or None (not a named sweep, reuse switched off, none found)."""
     if cfg.sweep.name is None or not cfg.sweep.get("reuse_finished", True):
         return None
     root, here = Path(cfg.sweep.root), Path(run_dir).resolve()
+    config = provenance[PREFIX + "config"]
     for metrics_file in sorted(root.glob("*/*/metrics.json")):
         twin = metrics_file.parent
-        metrics = None if twin.resolve() == here else finished_metrics(twin, fingerprint)
+        metrics = None if twin.resolve() == here else finished_record(twin)
         # An original, never a copy: a chain of copies would hide where the numbers came from.
-        if metrics is not None and "reused_from" not in metrics:
+        if metrics is None or "reused_from" in metrics or metrics.get("config_fingerprint") != config:
+            continue
+        differ = differences(metrics, provenance, COPY_PARTS)
+        if not differ:
             return twin, metrics
+        log.info("not reused: %s finished this config, but differs in %s", twin, "; ".join(differ))
     return None
 
 
@@ -55,8 +64,9 @@ def copy_twin_record(cfg: DictConfig, run_dir: Path, twin: Path, metrics: dict) 
     write_resolved_config(run_dir, cfg)
     record = {**metrics, "reused_from": str(twin)}
     write_metrics(run_dir, record)
-    log.info("reused: %s already finished this config (%s) in another sweep; its record was copied here (no "
-             "training, no W&B run)", twin, metrics.get("config_fingerprint"))
+    mirror_copied_run(cfg, run_dir, record)  # never raises: the local copy stands
+    log.info("reused: %s already finished this run (%s) in another sweep; its record was copied here (no "
+             "training)", twin, metrics.get("config_fingerprint"))
     return record
 
 

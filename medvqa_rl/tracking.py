@@ -1,4 +1,7 @@
-"""W&B mirror of the run record. Optional: the local record never depends on it.
+"""W&B mirror of the run record. Optional: the local record never depends on it, and W&B never decides whether
+a run happens: no API key for wandb.mode=online stops the run before anything loads (wandb_key_error, called by
+the config checks); a server that cannot be reached within wandb.init_timeout seconds leaves the run logging
+offline, with one warning saying where the files are and how to upload them; a failure at finish is a warning.
 
 Dashboard conventions: group = the sweep, job_type = the method, every factor a top-level config key
 (`factor/<group>`) and a tag (`<group>=<choice>`); TRL logs the per-step training metrics; the
@@ -7,9 +10,12 @@ summary holds the final metrics; `test/predictions` is a Table of sample predict
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
 import os
 import secrets
 from pathlib import Path
+from urllib.parse import urlparse
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -17,6 +23,9 @@ from medvqa_rl.data.questions import gold_answer
 from medvqa_rl.data.splits import reward_columns
 from medvqa_rl.factors import RECORDED_GROUPS
 from medvqa_rl.judges.selection import judge_backend
+
+log = logging.getLogger(__name__)
+DEFAULT_HOST = "https://api.wandb.ai"
 
 
 def factor_choices(cfg: DictConfig) -> dict[str, str]:
@@ -40,30 +49,86 @@ def wandb_run_id(run_dir: str | Path, fingerprint: str, resume_from=None) -> str
     return run_id
 
 
-def start_wandb(cfg: DictConfig, run_dir: str, run_id: str | None = None):
+def wandb_key_error(cfg: DictConfig) -> str | None:
+    """Why wandb.mode=online cannot log (no API key for the server), or None. Looked up as wandb does: the
+    WANDB_API_KEY / WANDB_IDENTITY_TOKEN_FILE environment, else the netrc entry of the server's host."""
+    if cfg.wandb.mode != "online" or os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_IDENTITY_TOKEN_FILE"):
+        return None
+    host = os.environ.get("WANDB_BASE_URL", DEFAULT_HOST)
+    try:
+        import netrc
+
+        if netrc.netrc(os.environ.get("NETRC")).authenticators(urlparse(host).hostname or host):
+            return None
+    except (OSError, netrc.NetrcParseError):
+        pass
+    return (f"wandb.mode=online: no W&B API key for {host} (set WANDB_API_KEY or run `wandb login`), or choose "
+            "wandb.mode=offline (upload later with `wandb sync`) or wandb.mode=disabled")
+
+
+def start_wandb(cfg: DictConfig, run_dir: str, run_id: str | None = None, config: dict | None = None):
     """Starts (or, with the id of an earlier attempt, continues) a W&B run (offline by default) carrying the
-    resolved config; None when disabled."""
+    resolved config (plus `config`); None when disabled. Online, a server that does not answer within
+    wandb.init_timeout seconds leaves the run logging offline (one warning)."""
     if cfg.wandb.mode == "disabled":
         return None
     import wandb
 
     os.environ.setdefault("WANDB_SILENT", "true")
-    config = OmegaConf.to_container(cfg, resolve=True)
     choices = factor_choices(cfg)
-    config.update({f"factor/{f}": choice for f, choice in choices.items()})
-    return wandb.init(
-        mode=cfg.wandb.mode,
+    settings = dict(
         project=cfg.wandb.project,
         entity=cfg.wandb.entity,
         group=cfg.wandb.group,
         job_type=cfg.method.name,
         tags=[f"{f}={choice}" for f, choice in choices.items()] + list(cfg.wandb.tags),
-        config=config,
+        config=OmegaConf.to_container(cfg, resolve=True) | {f"factor/{f}": c for f, c in choices.items()} | (config or {}),
         dir=run_dir,
         id=run_id,
         resume="allow" if run_id else None,
         reinit="finish_previous",
     )
+    if cfg.wandb.mode != "online":
+        return wandb.init(mode=cfg.wandb.mode, **settings)
+    try:
+        return wandb.init(mode="online", settings=wandb.Settings(init_timeout=cfg.wandb.init_timeout), **settings)
+    except wandb.errors.Error as error:
+        host = os.environ.get("WANDB_BASE_URL", DEFAULT_HOST)
+        log.warning("W&B server %s not reachable within wandb.init_timeout=%ss (%s); logging offline to %s/wandb/ "
+                    "instead: upload with `wandb sync %s/wandb/offline-run-*`", host, cfg.wandb.init_timeout,
+                    str(error).splitlines()[0], run_dir, run_dir)
+        return wandb.init(mode="offline", **settings)
+
+
+def finish_safely(run, metrics: dict, predictions=None) -> None:
+    """finish_wandb, never raising: the local record is already written and stands. predictions: a Table, or
+    a function that makes one (its failure is caught too)."""
+    try:
+        finish_wandb(run, metrics, predictions() if callable(predictions) else predictions)
+    except Exception as error:  # noqa: BLE001 - any W&B failure here must not turn a finished run into a failed one
+        log.warning("W&B could not finish the run (%s: %s); the local record in %s is complete", type(error).__name__,
+                    error, getattr(run, "dir", "the run directory"))
+
+
+def mirror_copied_run(cfg: DictConfig, run_dir: Path, record: dict) -> None:
+    """A W&B run for a record copied from another sweep (medvqa_rl/shared_arms.py), so the W&B side of this
+    sweep has the arm too: config `reused_from`, the copied history (train/ keys, as TRL logs them) and the
+    record as its summary. Best effort, like every W&B call after the record is written."""
+    if cfg.wandb.mode == "disabled":
+        return
+    try:
+        run = start_wandb(cfg, str(run_dir), wandb_run_id(run_dir, record.get("config_fingerprint", "")),
+                          config={"reused_from": record["reused_from"]})
+        history = Path(run_dir) / "history.jsonl"
+        rows = [json.loads(line) for line in history.read_text().splitlines() if line.strip()] if history.exists() else []
+        for row in rows:
+            if "step" in row:
+                run.log({f"train/{k}": v for k, v in row.items() if k != "step"} | {"train/global_step": row["step"]})
+    except Exception as error:  # noqa: BLE001 - the local copy is the record
+        log.warning("could not start a W&B run for the copied record in %s (%s: %s)", run_dir, type(error).__name__,
+                    error)
+        return
+    finish_safely(run, record)
 
 
 def reward_values(rewards: list, predictions: list[dict], records: list[dict]) -> dict[str, list[float]]:

@@ -16,8 +16,9 @@ import torch
 from safetensors.torch import save_file
 
 from medvqa_rl import checkpoints
-from medvqa_rl.checkpoints import FINGERPRINT_FILE, TRAINER_DIR, resumable_checkpoint
-from medvqa_rl.resumable import config_fingerprint, resumable_run
+from medvqa_rl.checkpoints import OWNER_FILE, TRAINER_DIR, mark_trainer_dir, resumable_checkpoint
+from medvqa_rl.provenance import reuse_key, run_provenance
+from medvqa_rl.resumable import resumable_run
 from medvqa_rl.run import run
 
 from .conftest import SMALL_RUN, SMALL_TINY, compose_config
@@ -35,24 +36,32 @@ def _fake_checkpoint(run_dir: Path, step: int) -> Path:
     return path
 
 
-def _own(run_dir: Path, fingerprint: str) -> None:
-    (run_dir / TRAINER_DIR / FINGERPRINT_FILE).write_text(fingerprint + "\n")
+ABC = {"provenance/config": "abc", "provenance/init": "i1", "provenance/data": "d1", "provenance/processes": "1"}
 
 
-def test_the_newest_complete_checkpoint_of_this_config_is_resumed(tmp_path):
+def _own(run_dir: Path, key: dict) -> None:
+    mark_trainer_dir(run_dir, key)
+
+
+def test_the_newest_complete_checkpoint_of_this_run_is_resumed(tmp_path, caplog):
+    caplog.set_level("INFO")
     for step in (2, 4, 6):
         _fake_checkpoint(tmp_path, step)
-    _own(tmp_path, "abc")
-    assert resumable_checkpoint(tmp_path, "abc").name == "checkpoint-6"
-    assert resumable_checkpoint(tmp_path, "another config") is None
-    assert resumable_checkpoint(tmp_path / "empty", "abc") is None
+    _own(tmp_path, ABC)
+    assert resumable_checkpoint(tmp_path, ABC).name == "checkpoint-6"
+    assert resumable_checkpoint(tmp_path / "empty", ABC) is None
+    # Another config, init, data or process count: not resumed, and the log line names what differs.
+    for part, other in (("config", "xyz"), ("init", "i2"), ("data", "d2"), ("processes", "4")):
+        caplog.clear()
+        assert resumable_checkpoint(tmp_path, ABC | {f"provenance/{part}": other}) is None
+        assert f"differs in {part} (" in caplog.text and other in caplog.text
 
 
 @pytest.mark.parametrize("damage", ["no_trainer_state", "truncated_weights", "truncated_optimizer", "bad_json"])
 def test_a_cut_off_newest_checkpoint_falls_back_to_the_previous_with_a_warning(tmp_path, caplog, damage):
     _fake_checkpoint(tmp_path, 2)
     newest = _fake_checkpoint(tmp_path, 4)
-    _own(tmp_path, "abc")
+    _own(tmp_path, ABC)
     if damage == "no_trainer_state":
         (newest / "trainer_state.json").unlink()
     elif damage == "bad_json":
@@ -60,15 +69,14 @@ def test_a_cut_off_newest_checkpoint_falls_back_to_the_previous_with_a_warning(t
     else:
         file = newest / ("model.safetensors" if damage == "truncated_weights" else "optimizer.pt")
         file.write_bytes(file.read_bytes()[:-20])
-    assert resumable_checkpoint(tmp_path, "abc").name == "checkpoint-2"
+    assert resumable_checkpoint(tmp_path, ABC).name == "checkpoint-2"
     assert "checkpoint-4" in caplog.text and "skipping" in caplog.text
 
 
 def test_resumable_run_resumes_a_checkpoint_and_sets_aside_one_of_another_config(tmp_path):
     cfg = compose_config(["wandb.mode=disabled"])
-    fingerprint = config_fingerprint(cfg)
     _fake_checkpoint(tmp_path, 2)
-    _own(tmp_path, fingerprint)
+    _own(tmp_path, reuse_key(run_provenance(cfg, 1)))
     (tmp_path / "failure.json").write_text(json.dumps({"status": "preempted"}))
     recorder = Recorder()
     resumable_run(recorder, cfg, tmp_path)
@@ -79,7 +87,7 @@ def test_resumable_run_resumes_a_checkpoint_and_sets_aside_one_of_another_config
 
     other = tmp_path / "other"
     _fake_checkpoint(other, 2)
-    _own(other, "a different config")
+    _own(other, ABC)
     recorder = Recorder()
     resumable_run(recorder, cfg, other)
     assert recorder.resumed_from == [None]  # another config's checkpoint is never resumed...
@@ -122,7 +130,7 @@ def test_a_run_resumed_from_its_checkpoint_ends_where_the_unbroken_run_ends(tiny
     killed = tmp_path / "killed"
     (killed / TRAINER_DIR).mkdir(parents=True)
     shutil.copytree(tmp_path / "unbroken" / TRAINER_DIR / "checkpoint-2", killed / TRAINER_DIR / "checkpoint-2")
-    shutil.copy(tmp_path / "unbroken" / TRAINER_DIR / FINGERPRINT_FILE, killed / TRAINER_DIR)
+    shutil.copy(tmp_path / "unbroken" / TRAINER_DIR / OWNER_FILE, killed / TRAINER_DIR)
     for name in ("init_metrics.json", "init_predictions.jsonl"):
         shutil.copy(tmp_path / "unbroken" / name, killed)
     resumed = resumable_run(run, cfg, killed)

@@ -23,12 +23,12 @@ class Recorder:
     def __init__(self, error: BaseException | None = None):
         self.calls, self.error, self.resumed_from = 0, error, []
 
-    def __call__(self, cfg, run_dir, resume_from=None):
+    def __call__(self, cfg, run_dir, resume_from=None, provenance=None):
         self.calls += 1
         self.resumed_from.append(resume_from)
         if self.error is not None:
             raise self.error
-        record = {"test/accuracy": 50.0, "config_fingerprint": config_fingerprint(cfg)}
+        record = {"test/accuracy": 50.0, "config_fingerprint": config_fingerprint(cfg), **provenance}
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "predictions.jsonl").write_text("{}\n")
         write_metrics(run_dir, record)

@@ -2,10 +2,11 @@
 that starts from the same init: a 24-arm grid evaluates its two init checkpoints twice, not 24 times.
 
 Cached under <cache_dir>/init_eval/<key>.json (metrics and predictions). The key holds what the numbers
-depend on: the checkpoint's identity (a local folder: its files' names, sizes and modification times; a hub
-id: the id), how it is loaded (model_init), the resolved dataset config and the test records' ids, the
-evaluation config, the judge that scores it, and the number of processes (shards batch differently).
-A changed checkpoint file or setting gives another key, so it is recomputed.
+depend on: the checkpoint's identity (provenance.init_identity: the SHA-256 of its files, or a hub id's
+resolved revision), how it is loaded (model_init), the resolved dataset config, the data's identity and the
+test records' ids, the evaluation config, the judge that scores it, the number of processes (shards batch
+differently), the scoring code (provenance.SCORING_SOURCES: a parser fix must not be served old metrics)
+and the library versions (generation). Any change gives another key, so it is recomputed.
 """
 
 from __future__ import annotations
@@ -17,36 +18,32 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from medvqa_rl.judges.selection import evaluation_judge_config
-from medvqa_rl.run_record import write_json
+from medvqa_rl.provenance import PREFIX, SCORING_SOURCES, source_digest
+from medvqa_rl.run_record import package_versions, write_json
 
 CACHE_FOLDER = "init_eval"
 
 
-def init_eval_key(cfg: DictConfig, checkpoint: str, test_records, processes: int) -> str:
+def init_eval_key(cfg: DictConfig, provenance: dict, test_records) -> str:
+    """provenance: the run's (medvqa_rl/provenance.py); its init, data and processes parts enter the key."""
     def resolved(node):
         return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
 
     evaluation = {k: v for k, v in resolved(cfg.eval).items() if k != "progress"}
     judge = evaluation_judge_config(cfg)
     payload = {
-        "checkpoint": checkpoint_identity(checkpoint),
+        "checkpoint": provenance[PREFIX + "init"],
         "load": {k: v for k, v in resolved(cfg.model_init).items() if k not in ("name", "path")},
         "dataset": {k: v for k, v in resolved(cfg.dataset).items() if k != "cache"},
+        "data": provenance[PREFIX + "data"],
+        "scoring_code": source_digest(*SCORING_SOURCES),
+        "versions": {k: v for k, v in package_versions().items() if k != "medvqa_rl"},
         "test_ids": hashlib.sha256("\n".join(str(r["id"]) for r in test_records).encode()).hexdigest(),
         "eval": evaluation,
         "judge": resolved(judge),
-        "processes": processes,
+        "processes": provenance[PREFIX + "processes"],
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
-
-
-def checkpoint_identity(checkpoint: str) -> object:
-    """A local checkpoint folder: (file, size, mtime) of each file; anything else (a hub id): the id."""
-    path = Path(checkpoint).expanduser()
-    if not path.is_dir():
-        return str(checkpoint)
-    return [(str(p.relative_to(path)), p.stat().st_size, p.stat().st_mtime_ns)
-            for p in sorted(path.rglob("*")) if p.is_file()]
 
 
 def _path(cache_dir: str, key: str) -> Path:

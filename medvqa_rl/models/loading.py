@@ -15,15 +15,18 @@ ATTENTION = ("sdpa", "eager", "flash_attention_2")
 
 
 def load_model_and_processor(checkpoint: str, dtype: torch.dtype = torch.float32, attn_implementation: str = "sdpa",
-                             min_pixels: int | None = None, max_pixels: int | None = None):
+                             min_pixels: int | None = None, max_pixels: int | None = None, revision: str | None = None):
     """The model class comes from the checkpoint's config (Qwen2-VL, Qwen2.5-VL, ...); the processor keeps the
-    checkpoint's image resolution bounds unless min_pixels / max_pixels are given."""
+    checkpoint's image resolution bounds unless min_pixels / max_pixels are given. revision: a hub id's."""
     bounds = {k: v for k, v in (("min_pixels", min_pixels), ("max_pixels", max_pixels)) if v is not None}
+    if revision is not None:
+        bounds["revision"] = revision
     processor = AutoProcessor.from_pretrained(checkpoint, **bounds)
     # TRL left-pads prompt ids but re-runs the processor with its default side for the multimodal
     # fields; both must agree or Qwen's mm_token_type_ids shift against the image tokens.
     processor.tokenizer.padding_side = "left"
-    model = AutoModelForImageTextToText.from_pretrained(checkpoint, dtype=dtype, attn_implementation=attn_implementation)
+    model = AutoModelForImageTextToText.from_pretrained(checkpoint, dtype=dtype, attn_implementation=attn_implementation,
+                                                        **({"revision": revision} if revision is not None else {}))
     return model, processor
 
 
@@ -42,5 +45,5 @@ def load_init(cfg: DictConfig):
     checkpoint = init_checkpoint(cfg)
     load = cfg.model_init
     model, processor = load_model_and_processor(checkpoint, DTYPES[load.dtype], load.attn_implementation,
-                                                load.min_pixels, load.max_pixels)
+                                                load.min_pixels, load.max_pixels, load.get("revision"))
     return model.to(process_state().device), processor, checkpoint
