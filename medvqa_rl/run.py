@@ -18,7 +18,7 @@ from medvqa_rl.evaluation import ReasoningSimilarity, evaluate
 from medvqa_rl.evaluation.init_cache import init_eval_key, read_cached_init_eval, write_cached_init_eval
 from medvqa_rl.judges.selection import evaluation_judge, evaluation_judge_name
 from medvqa_rl.models.loading import load_init
-from medvqa_rl.resumable import config_fingerprint
+from medvqa_rl.provenance import PREFIX, init_identity, reuse_key, run_provenance
 from medvqa_rl.run_record import (
     MODEL_DIR,
     package_versions,
@@ -28,7 +28,7 @@ from medvqa_rl.run_record import (
     write_metrics,
     write_resolved_config,
 )
-from medvqa_rl.tracking import factor_choices, finish_wandb, predictions_table, start_wandb, wandb_run_id
+from medvqa_rl.tracking import factor_choices, finish_safely, predictions_table, start_wandb, wandb_run_id
 from medvqa_rl.training import build_trainer
 from medvqa_rl.training.common import examples_per_step, warn_if_updates_round_away
 from medvqa_rl.training.grpo import reward_functions
@@ -38,7 +38,8 @@ from medvqa_rl.training.resume import restore_checkpoint_weights
 log = logging.getLogger(__name__)
 
 
-def run(cfg: DictConfig, run_dir: str | Path, resume_from: str | Path | None = None) -> dict:
+def run(cfg: DictConfig, run_dir: str | Path, resume_from: str | Path | None = None,
+        provenance: dict | None = None) -> dict:
     """Trains and evaluates one configuration; writes metrics.json and predictions under run_dir.
 
     Returns the flat metrics: test/* after training and init/test/* before it (rates in percent 0-100).
@@ -46,22 +47,26 @@ def run(cfg: DictConfig, run_dir: str | Path, resume_from: str | Path | None = N
     and the init evaluation already recorded is reused; otherwise an init evaluation cached for the same
     init and settings is (medvqa_rl/evaluation/init_cache.py). Under `accelerate launch` / torchrun every
     process trains and generates its share of each evaluation; the main one scores it, records and logs
-    (the others return an empty dict).
+    (the others return an empty dict). provenance: what produced the numbers (medvqa_rl/provenance.py; computed
+    when not given), recorded as provenance/*, with the init's identity taken again once it is loaded (a hub
+    id's revision resolves on its first download).
     """
     started = time.time()
     check_config(cfg)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     set_seed(cfg.seed)
-    fingerprint = config_fingerprint(cfg)
+    state = process_state()
 
     skipped = Counter()
     train_records, test_records = load_splits(cfg.dataset, skipped, cfg.cache_dir)
     model, processor, checkpoint = load_init(cfg)
+    provenance = dict(provenance or run_provenance(cfg, state.num_processes, checkpoint))
+    provenance[PREFIX + "init"], provenance[PREFIX + "init/source"] = init_identity(cfg, checkpoint)
+    fingerprint, key = provenance[PREFIX + "config"], reuse_key(provenance)
     warn_if_updates_round_away(cfg)
     # Rewards and judge before the init eval: a judge that cannot start should fail the run early.
     rewards = reward_functions(cfg, processor.tokenizer) if cfg.method.trainer == "grpo" else []
-    state = process_state()
     main_process = state.is_main_process
     wandb_run = start_wandb(cfg, str(run_dir), wandb_run_id(run_dir, fingerprint, resume_from)) if main_process else None
     # The judge and the similarity model live on the main process, which scores the gathered evaluation.
@@ -74,14 +79,14 @@ def run(cfg: DictConfig, run_dir: str | Path, resume_from: str | Path | None = N
                         max_new_tokens=cfg.eval.max_new_tokens, similarity=similarity, judge=judge,
                         progress=cfg.eval.progress and main_process)
 
-    init_metrics, init_cached = init_evaluation(cfg, run_dir, fingerprint, resume_from, checkpoint, test_records,
+    init_metrics, init_cached = init_evaluation(cfg, run_dir, provenance, resume_from, test_records,
                                                 lambda: evaluate_test(model))
     if main_process:
         log.info("init: test accuracy %.1f%%, format %.1f%% (%s)", init_metrics["accuracy"],
                  init_metrics["format_rate"], "reused" if init_cached else "computed")
         if wandb_run is not None and not resume_from:
             wandb_run.log({f"init/test/{k}": v for k, v in init_metrics.items()}, step=0)
-        mark_trainer_dir(run_dir, fingerprint)
+        mark_trainer_dir(run_dir, key)
 
     set_seed(cfg.seed)
     trainer = build_trainer(cfg, model, processor, rewards, train_records, str(trainer_dir(run_dir)),
@@ -113,8 +118,9 @@ def run(cfg: DictConfig, run_dir: str | Path, resume_from: str | Path | None = N
     record |= {"seed": cfg.seed, "checkpoint": checkpoint, "train/steps": trainer.state.global_step,
                "train/examples": trainer.state.global_step * examples_per_step(cfg.method),
                "train/resumed_from_step": checkpoint_step(resume_from) if resume_from else 0,
-               "train/processes": state.num_processes, "init/cached": init_cached,
-               "config_fingerprint": fingerprint, "wall_time_s": time.time() - started}
+               "train/processes": state.num_processes, "train/questions_per_step": examples_per_step(cfg.method),
+               "init/cached": init_cached, "config_fingerprint": fingerprint, "wall_time_s": time.time() - started}
+    record |= provenance
     if judge is not None:
         record["eval/judge"] = evaluation_judge_name(cfg)
     write_jsonl(run_dir, predictions, "predictions.jsonl")
@@ -123,19 +129,20 @@ def run(cfg: DictConfig, run_dir: str | Path, resume_from: str | Path | None = N
     write_metrics(run_dir, record)  # its presence marks the run finished (medvqa_rl/resumable.py)
     if not cfg.keep_checkpoints:
         remove_checkpoints(run_dir)
-    if wandb_run is not None:
-        finish_wandb(wandb_run, record, predictions_table(predictions, test_records, rewards, cfg.wandb.table_rows))
+    if wandb_run is not None:  # after the record: a W&B failure here is a warning, the run stays finished
+        finish_safely(wandb_run, record, lambda: predictions_table(predictions, test_records, rewards,
+                                                                   cfg.wandb.table_rows))
     return record
 
 
-def init_evaluation(cfg: DictConfig, run_dir: Path, fingerprint: str, resume_from, checkpoint: str, test_records,
+def init_evaluation(cfg: DictConfig, run_dir: Path, provenance: dict, resume_from, test_records,
                     compute) -> tuple[dict | None, bool]:
     """(init metrics, reused?): this run's own record when it resumes, else the init-evaluation cache, else
     compute() (every process evaluates its share) and record it in both. The metrics on the main process;
     None on the others. Every process reads the same files before any is written, so all take one branch."""
     state = process_state()
-    key = init_eval_key(cfg, checkpoint, test_records, state.num_processes)
-    own = read_init_record(run_dir, fingerprint) if resume_from else None
+    key, own_key = init_eval_key(cfg, provenance, test_records), reuse_key(provenance)
+    own = read_init_record(run_dir, own_key) if resume_from else None
     cached = own or read_cached_init_eval(cfg.cache_dir, key)
     state.wait_for_everyone()
     if own is not None:
@@ -143,10 +150,10 @@ def init_evaluation(cfg: DictConfig, run_dir: Path, fingerprint: str, resume_fro
     if cached is not None:
         metrics, predictions = cached
         if state.is_main_process:
-            write_init_record(run_dir, fingerprint, metrics, predictions)
+            write_init_record(run_dir, own_key, metrics, predictions)
         return metrics, True
     metrics, predictions = compute()
     if state.is_main_process:
-        write_init_record(run_dir, fingerprint, metrics, predictions)
+        write_init_record(run_dir, own_key, metrics, predictions)
         write_cached_init_eval(cfg.cache_dir, key, metrics, predictions)
     return metrics, False
