@@ -14,7 +14,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from medvqa_rl.rewards import answer_letter
-from medvqa_rl.rewards.completion_parsing import normalize_answer_text
+from medvqa_rl.rewards.option_letter import normalize_answer_text
 
 # A = X-ray, B = MRI, C = CT, D = Ultrasound: the examples (B is MRI, C is CT).
 OPTS = ["X-ray", "MRI", "CT", "Ultrasound"]

@@ -5,7 +5,6 @@ from medvqa_rl.rewards.answer_f1 import OpenAnswerF1Reward
 from medvqa_rl.rewards.completion_parsing import (
     FORMAT_PATTERN,
     answer_content,
-    answer_letter,
     completion_text,
     is_well_formed,
     reasoning_text,
@@ -13,6 +12,7 @@ from medvqa_rl.rewards.completion_parsing import (
 from medvqa_rl.rewards.correctness import answer_f1, is_correct, parsed_answer
 from medvqa_rl.rewards.format import FormatReward
 from medvqa_rl.rewards.length import CorrectnessWeightedLengthReward, ExtendedChainReward
+from medvqa_rl.rewards.option_letter import answer_letter
 from medvqa_rl.rewards.semantic import SemanticAlignmentReward
 
 __all__ = [

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from medvqa_rl.rewards.completion_parsing import answer_content, answer_letter, completion_text
+from medvqa_rl.rewards.completion_parsing import answer_content, completion_text
+from medvqa_rl.rewards.option_letter import answer_letter
 from medvqa_rl.rewards.open_answer import exact_match, token_f1
 
 
