@@ -1,5 +1,6 @@
-"""`python -m analysis --runs DIR [DIR...] --out OUT` or `python -m analysis --wandb ENTITY/PROJECT
-[--group SWEEP] --out OUT`: the paper's tables (per arm, and paired by seed against each factor's
+"""`python -m analysis --runs DIR [DIR...] --out OUT`, `python -m analysis --wandb ENTITY/PROJECT
+[--group SWEEP] --out OUT` or `python -m analysis --wandb-dir DIR [DIR...] --out OUT` (the W&B runs that wandb
+wrote offline under those run folders, as they will read once synced): the paper's tables (per arm, and paired by seed against each factor's
 reference level; Markdown, LaTeX, CSV), training-curve plots (mean over seeds, 95% band) and OUT/index.html,
 one static page with all of them, the run list (failed, half-written and set-aside runs included, never
 averaged) and the environment. `--wandb-log offline|online` also logs the tables to a W&B "analysis" run
@@ -16,6 +17,7 @@ import pandas as pd
 
 from analysis.records import EXCLUDED_COLUMNS, NoRunsError, Records, scan_run_dirs, scan_wandb_runs
 from analysis.report import write_index, write_studies
+from analysis.wandb_offline import OfflineApi, OfflineReadError
 
 
 def build_report(runs: pd.DataFrame, history: pd.DataFrame, out: Path, excluded: pd.DataFrame | None = None,
@@ -28,27 +30,41 @@ def build_report(runs: pd.DataFrame, history: pd.DataFrame, out: Path, excluded:
     return [*written, write_index(out, results, records, list(sources))]
 
 
+def read_records(args) -> Records:
+    """The runs of the source the arguments name: local run folders, the W&B API, or offline W&B files."""
+    if args.runs:
+        return scan_run_dirs(args.runs)
+    if args.wandb:
+        return scan_wandb_runs(args.wandb, args.group)
+    api = OfflineApi(args.wandb_dir)
+    return scan_wandb_runs(api.project, args.group, api)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m analysis", description=__doc__)
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--runs", nargs="+", metavar="DIR", help="run or sweep directories (searched recursively)")
     source.add_argument("--wandb", metavar="ENTITY/PROJECT", help="read the runs through the W&B API")
-    parser.add_argument("--group", help="with --wandb: only this W&B group (a sweep, e.g. bias-v1)")
+    source.add_argument("--wandb-dir", nargs="+", metavar="DIR",
+                        help="read the offline W&B run files under these run or sweep folders (wandb/offline-run-*)")
+    parser.add_argument("--group", help="with --wandb or --wandb-dir: only this W&B group (a sweep, e.g. bias-v1)")
     parser.add_argument("--out", required=True, type=Path, help="folder for the tables, plots and index.html")
     parser.add_argument("--wandb-log", choices=("disabled", "offline", "online"), default="disabled",
                         help="also log the tables to a W&B run (job_type analysis, the sweep's group) per sweep; "
                              "offline writes it under OUT/wandb/ (upload: wandb sync). Default: disabled")
     parser.add_argument("--wandb-project", help="with --wandb-log: the project (default: the runs' own)")
     args = parser.parse_args(argv)
-    if args.group and not args.wandb:
-        parser.error("--group goes with --wandb (local sweeps: pass the sweep's directory to --runs)")
+    if args.group and args.runs:
+        parser.error("--group goes with --wandb or --wandb-dir (local sweeps: pass the sweep's directory to --runs)")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
 
     try:
-        records = scan_run_dirs(args.runs) if args.runs else scan_wandb_runs(args.wandb, args.group)
-    except (NoRunsError, FileNotFoundError) as error:
+        records = read_records(args)
+    except (NoRunsError, FileNotFoundError, OfflineReadError) as error:
         parser.exit(2, f"python -m analysis: error: {error}\n")
-    sources = args.runs or [f"W&B {args.wandb}" + (f" (group {args.group})" if args.group else "")]
+    group = f" (group {args.group})" if args.group else ""
+    sources = args.runs or ([f"W&B {args.wandb}{group}"] if args.wandb else
+                            [f"offline W&B files under {d}{group}" for d in args.wandb_dir])
     results, written = write_studies(records.runs, records.history, args.out)
     written.append(write_index(args.out, results, records, sources))
     print(f"{len(records.runs)} finished runs, {len(records.excluded)} listed only (not finished or set aside) "

@@ -25,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.studies import REFERENCE_LEVELS, Study
-from analysis.tables import METRICS, metric_stats, seed_list, seed_means, write_table
+from analysis.tables import METRICS, judge_names, judge_note, metric_stats, seed_list, seed_means, write_table
 
 LABELS = ("factor", "level", "reference")
 PAIRED_NOTE = "paired by seed: level − reference, mean ± 95% CI over seeds (n = paired seeds)"
@@ -39,13 +39,17 @@ def paired_effects(runs: pd.DataFrame, factors: tuple[str, ...],
     """A row per (factor, level other than the reference): factor, level, reference, n (paired seeds),
     pairs (matched cells), seeds, then <metric>_mean and <metric>_ci95 of level - reference.
 
-    Factors whose reference level no run has are left out; a level with no paired seed has n = 0.
+    Factors whose reference level no run has get no row; they are listed in the frame's
+    attrs["missing_reference"] as (factor, reference) and said in the written table (missing_reference_note).
+    A level with no paired seed has n = 0. eval_judge: which judge scored the judge score, level / reference.
     """
     metrics = [c for c, _ in METRICS]
-    records = []
+    records, missing = [], []
     for factor in factors:
         ref, others = reference[factor], [f for f in factors if f != factor]
         if not (runs[factor] == ref).any():
+            if runs[factor].notna().any():
+                missing.append((factor, ref))
             continue
         keyed = runs.dropna(subset=[factor]).fillna({f: _MISSING for f in others})
         cells = seed_means(keyed, [*others, factor]).set_index([*others, "seed", factor]).unstack(factor)
@@ -54,8 +58,27 @@ def paired_effects(runs: pd.DataFrame, factors: tuple[str, ...],
             differences = pd.DataFrame({m: cells[m][level] - cells[m][ref] for m in metrics})[matched]
             per_seed = differences.groupby(level="seed").mean()
             records.append({"factor": factor, "level": level, "reference": ref, "n": len(per_seed),
-                            "pairs": int(matched.sum()), "seeds": seed_list(per_seed.index)} | metric_stats(per_seed))
-    return pd.DataFrame(records)
+                            "pairs": int(matched.sum()), "seeds": seed_list(per_seed.index)} | metric_stats(per_seed)
+                           | judges(runs[runs[factor] == level], runs[runs[factor] == ref]))
+    effects = pd.DataFrame(records)
+    effects.attrs["missing_reference"] = missing
+    return effects
+
+
+def judges(level: pd.DataFrame, reference: pd.DataFrame) -> dict:
+    """eval_judge of a paired row: the level's judges / the reference's (tables.judge_names)."""
+    if "eval_judge" not in level:
+        return {}
+    return {"eval_judge": f"{judge_names(level['eval_judge'])} / {judge_names(reference['eval_judge'])}"}
+
+
+def missing_reference_note(effects: pd.DataFrame) -> str | None:
+    """What the paired table leaves out because a factor's reference level has no finished run, or None."""
+    missing = effects.attrs.get("missing_reference", [])
+    if not missing:
+        return None
+    return "No paired effects for " + "; ".join(
+        f"{factor}: its reference level {ref} has no finished run here" for factor, ref in missing) + "."
 
 
 def write_paired(runs: pd.DataFrame, study: Study, out_dir: Path) -> list[Path]:
@@ -63,13 +86,23 @@ def write_paired(runs: pd.DataFrame, study: Study, out_dir: Path) -> list[Path]:
     return write_effects(paired_effects(runs, study.rows), study, out_dir)
 
 
-def paired_note(study: Study) -> str:
-    return PAIRED_NOTE + (FACTORIAL_NOTE if len(study.rows) > 1 else "")
+def paired_note(study: Study, effects: pd.DataFrame | None = None) -> str:
+    note = PAIRED_NOTE + (FACTORIAL_NOTE if len(study.rows) > 1 else "")
+    if effects is not None:
+        note += judge_note(effects)
+        missing = missing_reference_note(effects)
+        note += f". {missing}" if missing else ""
+    return note
 
 
 def write_effects(effects: pd.DataFrame, study: Study, out_dir: Path) -> list[Path]:
-    """paired_effects' frame as <study>_paired.csv/.md/.tex; nothing when it is empty."""
+    """paired_effects' frame as <study>_paired.csv/.md/.tex; when it is empty because a reference level is
+    missing, <study>_paired.md says so; nothing when the study has no other level."""
+    stem = out_dir / f"{study.stem}_paired"
     if effects.empty:
-        return []
-    return write_table(effects, LABELS, f"{study.title}: paired effects", out_dir / f"{study.name}_paired",
-                       paired_note(study))
+        missing = missing_reference_note(effects)
+        if missing is None:
+            return []
+        stem.with_suffix(".md").write_text(f"### {study.title}: paired effects\n\n{missing}\n")
+        return [stem.with_suffix(".md")]
+    return write_table(effects, LABELS, f"{study.title}: paired effects", stem, paired_note(study, effects))

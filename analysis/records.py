@@ -17,6 +17,7 @@ from omegaconf import OmegaConf
 
 from medvqa_rl.checkpoints import checkpoints
 from medvqa_rl.factors import RECORDED_GROUPS
+from medvqa_rl.run_record import FAILURE_FILE, METRICS, finished_record, read_json_object
 
 log = logging.getLogger(__name__)
 
@@ -28,27 +29,38 @@ HISTORY_KEYS = {"reward": "mean_reward", "completions/mean_length": "completion_
                 "rewards/accuracy/mean": "train_accuracy"}
 OPTIONAL_HISTORY_KEYS = ("rewards/accuracy/mean",)  # absent from some runs' steps (W&B is asked separately)
 HISTORY_COLUMNS = ["run", "step", *HISTORY_KEYS.values()]
-FAILURE_FILE = "failure.json"  # as medvqa_rl/resumable.py writes it (not imported: it loads torch)
-RUN_COLUMNS = ["run", "sweep", "wandb_group", "seed", *FACTORS]
+RUN_COLUMNS = ["run", "sweep", "sweep_version", "wandb_group", "seed", *FACTORS]
 
 
 class NoRunsError(ValueError):
     """The source holds no run at all (or, for load_*, no finished one)."""
 
 
-EXCLUDED_COLUMNS = ["run", "sweep", "wandb_group", "seed", *FACTORS, "status", "detail", "record", "test/accuracy"]
+EXCLUDED_COLUMNS = ["run", "sweep", "sweep_version", "wandb_group", "seed", *FACTORS, "status", "detail", "record",
+                    "test/accuracy"]
 
 
-def _run_row(run: str, sweep: str | None, seed, factors: dict, metrics: dict, group: str | None = None) -> dict:
+def _run_row(run: str, sweep: tuple, seed, factors: dict, metrics: dict, group: str | None = None) -> dict:
+    """sweep: (name, version), both None outside a named sweep."""
     numeric = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
                and k.split("/")[0] in ("test", "init", "train")}
-    return {"run": run, "sweep": sweep, "wandb_group": group, "seed": seed, **{f: factors.get(f) for f in FACTORS},
-            **numeric}
+    name, version = sweep
+    return {"run": run, "sweep": name, "sweep_version": version, "wandb_group": group, "seed": seed,
+            **{f: factors.get(f) for f in FACTORS}, **numeric}
 
 
 def _versions(metrics: dict) -> dict:
-    """The version/<package> keys of a run record (strings; the report's environment section)."""
-    return {k: str(v) for k, v in metrics.items() if k.startswith("version/")}
+    """What a finished record says produced it, as strings (the report's environment section): version/<package>,
+    provenance/* (code, init, data, ...), eval_judge (metrics.json eval/judge: which judge scored the judge score)."""
+    found = {k: str(v) for k, v in metrics.items() if k.startswith(("version/", "provenance/"))}
+    return found | ({"eval_judge": str(metrics["eval/judge"])} if metrics.get("eval/judge") is not None else {})
+
+
+def _sweep(cfg) -> tuple:
+    """(name, version) of a run's named sweep, from its config (a DictConfig or W&B's plain dict)."""
+    sweep = cfg.get("sweep") or {}
+    version = sweep.get("version")
+    return sweep.get("name"), None if version is None else int(version)
 
 
 def _wandb_group(cfg) -> str | None:
@@ -102,19 +114,13 @@ class Records:
         return self.runs, self.history
 
 
-def _read_json(path: Path):
-    """The parsed file; None when it is missing, cut off or not an object."""
-    try:
-        value = json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
 def _unfinished(run_dir: Path) -> tuple[str, str, Path | None, dict]:
-    """(status, detail, record file, metrics) of a run directory; status "finished" when it holds a
-    readable metrics.json and no failure.json."""
-    failure, metrics = _read_json(run_dir / FAILURE_FILE), _read_json(run_dir / "metrics.json")
+    """(status, detail, record file, metrics) of a run directory; status "finished" exactly when
+    run_record.finished_record says so (a readable metrics.json and no failure.json)."""
+    done = finished_record(run_dir)
+    if done is not None:
+        return "finished", "", run_dir / METRICS, done
+    failure, metrics = read_json_object(run_dir / FAILURE_FILE), read_json_object(run_dir / METRICS)
     saved = checkpoints(run_dir)
     resume = f"; {len(saved)} checkpoint(s): a rerun resumes" if saved else ""
     if (run_dir / FAILURE_FILE).exists():
@@ -123,9 +129,7 @@ def _unfinished(run_dir: Path) -> tuple[str, str, Path | None, dict]:
         if metrics is not None:
             detail += " (its metrics.json is not counted)"
         return failure.get("status", "failed"), detail + resume, run_dir / FAILURE_FILE, metrics or {}
-    if metrics is not None:
-        return "finished", "", run_dir / "metrics.json", metrics
-    if (run_dir / "metrics.json").exists():
+    if (run_dir / METRICS).exists():
         return "half-written", "metrics.json cut off" + resume, run_dir / "metrics.json", {}
     return "half-written", "no metrics.json (still running, or killed)" + resume, None, {}
 
@@ -162,7 +166,7 @@ def scan_run_dirs(dirs: list[str | Path]) -> Records:
             cfg = OmegaConf.load(config_path)
             status, detail, record, metrics = _unfinished(run_dir)
             factors = {f: metrics.get(f"factor/{f}", OmegaConf.select(cfg, f"{f}.name")) for f in FACTORS}
-            sweep, group = OmegaConf.select(cfg, "sweep.name"), _wandb_group(cfg)
+            sweep, group = _sweep(cfg), _wandb_group(cfg)
             projects.append((OmegaConf.select(cfg, "wandb.project"), OmegaConf.select(cfg, "wandb.entity")))
             for earlier, was, why, earlier_record, earlier_metrics in _set_aside(run_dir):
                 excluded.append(_run_row(str(earlier), sweep, cfg.seed, factors, earlier_metrics, group)
@@ -199,7 +203,8 @@ def scan_wandb_runs(path: str, group: str | None = None, api=None) -> Records:
     ones with test metrics into `runs`/`history`, the others into `excluded` (status: their W&B state).
 
     `api` defaults to wandb.Api(); anything whose runs(path, filters=...) yields objects with config,
-    summary, name, group, state and history() works.
+    summary, name, group, state and history() works: analysis.wandb_offline.OfflineApi reads the offline
+    run files wandb wrote under run directories (`python -m analysis --wandb-dir`).
     """
     if api is None:
         import wandb
@@ -207,9 +212,14 @@ def scan_wandb_runs(path: str, group: str | None = None, api=None) -> Records:
         api = wandb.Api()
     rows, histories, excluded = [], [], []
     for run in api.runs(path, filters={"group": group} if group else None):
+        if getattr(run, "job_type", None) == "analysis":  # python -m analysis --wandb-log's own runs
+            continue
         summary, config = dict(run.summary.items()), dict(run.config)
         factors = {f: config.get(f"factor/{f}", summary.get(f"factor/{f}")) for f in FACTORS}
-        sweep = (config.get("sweep") or {}).get("name") or run.group
+        sweep = _sweep(config)
+        if sweep[0] is None and run.group:  # a group named <sweep>-v<version>, or any other group
+            name, _, version = run.group.rpartition("-v")
+            sweep = (name, int(version)) if name and version.isdigit() else (run.group, None)
         row = _run_row(run.name, sweep, config.get("seed", summary.get("seed")), factors, summary, run.group)
         state = getattr(run, "state", "finished")
         if state != "finished" or "test/accuracy" not in summary:
@@ -217,7 +227,7 @@ def scan_wandb_runs(path: str, group: str | None = None, api=None) -> Records:
             detail = summary.get("failure/message") or ("" if state != "finished" else "no test/accuracy in the summary")
             excluded.append(row | {"status": status, "detail": detail, "record": getattr(run, "url", None)})
             continue
-        rows.append(row | _versions(summary))
+        rows.append(row | _versions(summary) | {"reused_from": summary.get("reused_from")})
         histories.append(_wandb_history(run))
     if not rows and not excluded:
         raise NoRunsError(f"no run in W&B {path}" + (f" group {group}" if group else ""))

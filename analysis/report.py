@@ -12,13 +12,15 @@ from pathlib import Path
 import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from analysis.paired import LABELS, paired_effects, paired_note, write_effects
+from analysis.paired import LABELS, missing_reference_note, paired_effects, paired_note, write_effects
 from analysis.plots import BAND_NOTE, CURVES, plot_curves
 from analysis.records import EXCLUDED_COLUMNS, Records
-from analysis.studies import STUDIES, Study, study_runs
-from analysis.tables import ARM_NOTE, display_frame, summarize, write_table
+from analysis.studies import STUDIES, Study, study_versions
+from analysis.tables import arm_note, display_frame, summarize, write_table
 
 RUN_LIST_FACTORS = ("model_init", "reward", "length_reward", "bias", "method", "family", "dataset", "judge")
+# What produced the runs, listed in the environment (values that differ are counted): one code for a table.
+PROVENANCE_SHOWN = ("provenance/code", "provenance/code/git_commit", "provenance/code/git_dirty", "provenance/versions")
 ENVIRONMENT_KEYS = (("train/steps", "training steps"), ("train/examples", "training examples"),
                     ("train/processes", "processes"), ("family", "model family"), ("dataset", "dataset"),
                     ("judge", "judge"))
@@ -48,14 +50,11 @@ def write_studies(runs: pd.DataFrame, history: pd.DataFrame, out: Path) -> tuple
     out.mkdir(parents=True, exist_ok=True)
     runs.to_csv(out / "runs.csv", index=False)
     results, written = [], [out / "runs.csv"]
-    for study in STUDIES:
-        chosen = study_runs(runs, study)
-        if chosen.empty:
-            continue
+    for study, chosen in (pair for s in STUDIES for pair in study_versions(runs, s)):
         result = StudyResult(study, chosen, summarize(chosen, study.rows), paired_effects(chosen, study.rows))
-        written += write_table(result.arms, study.rows, study.title, out / study.name)
+        written += write_table(result.arms, study.rows, study.title, out / study.stem, arm_note(result.arms))
         written += write_effects(result.paired, study, out)
-        result.plots = plot_curves(chosen, history, study.rows, study.title, out / "plots", study.name)
+        result.plots = plot_curves(chosen, history, study.rows, study.title, out / "plots", study.stem)
         written += result.plots
         results.append(result)
     return results, written
@@ -137,6 +136,8 @@ def environment(runs: pd.DataFrame) -> list[tuple[str, str]]:
             rows.append((name, _values(runs[key])))
     rows += [(key.removeprefix("version/"), _values(runs[key])) for key in sorted(runs.columns)
              if key.startswith("version/")]
+    rows += [(key.replace("provenance/", "").replace("/", " "), _values(runs[key])) for key in PROVENANCE_SHOWN
+             if key in runs and runs[key].notna().any()]
     return rows
 
 
@@ -149,16 +150,21 @@ def _values(column: pd.Series) -> str:
 
 def _study_view(result: StudyResult, excluded: pd.DataFrame, out: Path) -> dict:
     study = result.study
-    left_out = excluded[excluded["sweep"] == study.name]["status"].value_counts()
+    mine = excluded["sweep"] == study.name
+    if study.version is not None:
+        mine &= excluded["sweep_version"] == study.version
+    left_out = excluded[mine]["status"].value_counts()
     curves = dict(CURVES)
     return {
-        "name": study.name, "title": study.title, "factors": ", ".join(study.rows),
+        "name": study.stem, "title": study.title, "factors": ", ".join(study.rows),
         "runs": len(result.runs), "seeds": ", ".join(map(str, sorted(result.runs["seed"].unique()))),
         "left_out": ", ".join(f"{n} {status}" for status, n in _by_count(left_out)),
-        "arms": _html_table(display_frame(result.arms, study.rows, "±"), len(study.rows)), "arms_note": ARM_NOTE,
+        "arms": _html_table(display_frame(result.arms, study.rows, "±"), len(study.rows)),
+        "arms_note": arm_note(result.arms),
         "paired": (_html_table(display_frame(result.paired, LABELS, "±"), len(LABELS))
                    if not result.paired.empty else None),
-        "paired_note": paired_note(study),
+        "paired_note": paired_note(study, result.paired),
+        "missing_reference": missing_reference_note(result.paired),
         "plots": [{"src": _link(p, out), "alt": curves.get(_curve_of(p), p.stem)}
                   for p in result.plots],
     }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pandas as pd
 
@@ -15,6 +15,12 @@ class Study:
     title: str
     rows: tuple[str, ...]  # factors whose levels make the table's rows
     method: str | None = "grpo"  # only runs of this method (None: every method)
+    version: int | None = None  # set when the runs hold several versions of the sweep: one study each
+
+    @property
+    def stem(self) -> str:
+        """The output files' stem: the sweep's name, with -v<version> when versions are told apart."""
+        return self.name if self.version is None else f"{self.name}-v{self.version}"
 
 
 STUDIES = (
@@ -31,6 +37,20 @@ STUDIES = (
 # length term, plain GRPO, and GRPO among the training methods.
 REFERENCE_LEVELS = {"model_init": "instruct", "reward": "accuracy", "length_reward": "none", "bias": "grpo",
                     "method": "grpo"}
+
+
+def study_versions(runs: pd.DataFrame, study: Study) -> list[tuple[Study, pd.DataFrame]]:
+    """(study, its runs) for each version of the study's sweep among the runs: versions of a sweep are never
+    pooled (bumping a version changes the config for good). One version, or none recorded: the study as it
+    is; several: one study per version, named <sweep>-v<version>. Empty when the runs fill no study."""
+    chosen = study_runs(runs, study)
+    if chosen.empty:
+        return []
+    versions = sorted(chosen["sweep_version"].dropna().unique()) if "sweep_version" in chosen else []
+    if len(versions) <= 1:
+        return [(study, chosen)]
+    return [(replace(study, version=int(v), title=f"{study.title} (version {int(v)})"),
+             chosen[chosen["sweep_version"] == v]) for v in versions]
 
 
 def study_runs(runs: pd.DataFrame, study: Study) -> pd.DataFrame:

@@ -20,8 +20,11 @@ METRICS = (
     ("test/perplexity", "Perplexity"),
     ("test/similarity", "Similarity"),
     ("test/judge_score", "Judge score (%)"),
-    ("test/completion_tokens", "Length (tokens)"),
+    ("test/completion_tokens", "Completion length (tokens)"),
 )
+# A run's eval/judge (metrics.json) when it names the reward's own judge: its judge score is circular.
+REWARD_JUDGE_MARK = "(reward judge)"
+JUDGE_COLUMN = ("eval_judge", "Evaluation judge")
 
 
 def ci95(values: pd.Series) -> float:
@@ -55,14 +58,39 @@ def metric_stats(per_seed: pd.DataFrame) -> dict:
     return record
 
 
+def judge_names(judges: pd.Series) -> str:
+    """The evaluation judges (eval/judge) of some runs, e.g. `rule (reward judge)`; "-" where none recorded one."""
+    names = sorted({str(j) for j in judges.dropna()})
+    return ", ".join(names) if names else "-"
+
+
+def judge_note(frame: pd.DataFrame) -> str:
+    """A note for a table whose eval_judge column names the reward's own judge."""
+    if JUDGE_COLUMN[0] in frame and frame[JUDGE_COLUMN[0]].astype(str).str.contains(REWARD_JUDGE_MARK, regex=False).any():
+        return (f"; judge score {REWARD_JUDGE_MARK}: scored by the judge the arm was trained on (its reward), so it "
+                "measures fitting the reward as much as alignment")
+    return ""
+
+
+def arm_note(summary: pd.DataFrame) -> str:
+    return ARM_NOTE + judge_note(summary)
+
+
 def summarize(runs: pd.DataFrame, rows: tuple[str, ...]) -> pd.DataFrame:
     """One row per combination of the `rows` factors: n (seeds), runs, seeds, then <metric>_mean and
-    <metric>_ci95 per metric over the seeds (each seed's runs averaged first)."""
+    <metric>_ci95 per metric over the seeds (each seed's runs averaged first), and eval_judge (which judge
+    scored the judge score; where the runs recorded it)."""
     records = []
+    judged = JUDGE_COLUMN[0] in runs
     for levels, group in seed_means(runs, list(rows)).groupby(list(rows), sort=True, dropna=False):
         levels = levels if isinstance(levels, tuple) else (levels,)
         record = dict(zip(rows, levels)) | {"n": len(group), "runs": int(group["runs"].sum()),
                                             "seeds": seed_list(group["seed"])}
+        if judged:
+            mine = pd.Series(True, index=runs.index)
+            for factor, level in zip(rows, levels):
+                mine &= runs[factor].isna() if pd.isna(level) else runs[factor] == level
+            record[JUDGE_COLUMN[0]] = judge_names(runs.loc[mine, JUDGE_COLUMN[0]])
         records.append(record | metric_stats(group))
     return pd.DataFrame(records)
 
@@ -79,6 +107,8 @@ def display_frame(summary: pd.DataFrame, rows: tuple[str, ...], plus_minus: str,
     for column, title in METRICS:
         shown[escape(title)] = [_cell(m, c, plus_minus) for m, c in
                                 zip(summary[f"{column}_mean"], summary[f"{column}_ci95"], strict=True)]
+    if JUDGE_COLUMN[0] in summary:
+        shown[escape(JUDGE_COLUMN[1])] = summary[JUDGE_COLUMN[0]].map(lambda v: escape(str(v)))
     return pd.DataFrame(shown)
 
 

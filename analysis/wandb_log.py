@@ -61,7 +61,7 @@ def _payload(results: list[StudyResult], records: Records, out: Path) -> tuple[d
     """(tables by key, summary values) of one analysis run."""
     tables, summary = {}, {}
     for result in results:
-        name = result.study.name
+        name = result.study.stem
         tables[f"{name}/arms"] = result.arms
         summary |= _numbers(result.arms, result.study.rows, name)
         if not result.paired.empty:
@@ -104,7 +104,7 @@ def log_analysis(results: list[StudyResult], records: Records, out: Path, mode: 
         run = wandb.init(mode=mode, project=project, entity=records.wandb.get("entity"), group=group,
                          job_type="analysis", name=f"analysis-{group}" if group else "analysis", dir=str(out),
                          tags=["analysis"], reinit="finish_previous",
-                         config={"sources": list(sources), "studies": [r.study.name for r in chosen]})
+                         config={"sources": list(sources), "studies": [r.study.stem for r in chosen]})
         run.log({key: _table(frame) for key, frame in tables.items()}
                 | {f"plots/{p.stem}": wandb.Image(str(p)) for r in chosen for p in r.plots})
         run.summary.update(summary)
