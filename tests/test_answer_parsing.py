@@ -64,6 +64,11 @@ TABLE = [
     ("Correct option: B) MRI", OPTS, "B"),
     ("B.\n\nMRI", OPTS, "B"),
     ("B: the lesion is hyperintense on T2", OPTS, "B"),  # explicit delimiter: commentary is allowed
+    ("B: the lesion is hyperintense", OPTS, "B"),
+    ("The answer is (B) MRI.", OPTS, "B"),
+    ("B: a hyperintense lesion on T1 and T2", OPTS, "B"),  # lower-case "a" is a word; "T1" no lone letter
+    ("B. I am fairly sure", OPTS, "B"),  # "I" is beyond the four options
+    ("B. Vitamin C, the water-soluble one", VITAMINS, "B"),
     ("mri", OPTS, "B"),
     ("  MRI  ", OPTS, "B"),
     ("MRI.", OPTS, "B"),
@@ -94,6 +99,22 @@ TABLE = [
     ("B. or C", OPTS, None),
     ("B. MRI or C", OPTS, None),
     ("B: MRI or (C) CT", OPTS, None),
+    # hedges, alternatives and self-corrections: the commentary names another option by letter or by text
+    ("B, maybe C", OPTS, None),
+    ("b, maybe c", OPTS, None),
+    ("B: or C", OPTS, None),
+    ("B (or C)", OPTS, None),
+    ("B: MRI or CT", OPTS, None),
+    ("B: option C", OPTS, None),
+    ("B: option a", OPTS, None),
+    ("B, maybe (a)", OPTS, None),
+    ("B: C is also possible", OPTS, None),
+    ("B. Actually C", OPTS, None),
+    ("B; actually it is CT", OPTS, None),
+    ("B: MRI, possibly X-ray", OPTS, None),
+    ("B: not CT", OPTS, None),  # names CT, if only to rule it out
+    ("The answer is B, maybe C", OPTS, None),
+    ("B. Vitamin C or D", VITAMINS, None),
     ("The answer is B or C", OPTS, None),
     ("E", OPTS, None),  # 4 options: A-D
     ("e.", OPTS, None),
@@ -164,6 +185,40 @@ def test_never_raises_and_stays_in_range(text, options):
     for completion in (text, _wrap(text)):
         letter = answer_letter(completion, options)
         assert letter is None or letter in string.ascii_uppercase[: len(options)]
+
+
+# Realistic option texts, some holding a letter ("Vitamin C", "Hepatitis B", "Type A"), one holding another
+# ("T2-weighted MRI" and "MRI").
+OPTION_POOL = ["MRI", "CT", "X-ray", "Ultrasound", "PET", "Vitamin C", "Vitamin D", "Hepatitis B", "Type A",
+               "Left lung", "Right kidney", "A mass in the liver", "Normal", "Abnormal", "T2-weighted MRI", "yes", "no",
+               "Cirrhosis", "Fatty liver", "Brain"]
+JOINS = [" or ", ", maybe ", ": or ", " (or ", ", ", "; actually ", " / ", " and ", ": ", ". ", " - ", " vs ",
+         ", possibly ", ", not ", ". No wait, ", " is likely but so is ", "\n"]
+LEAD_INS = ["", "Answer: ", "The answer is ", "The correct answer is ", "**"]
+
+
+def _names(option: str, letter: str) -> list[str]:
+    """Ways an answer names one option: by its letter, by its text, or both."""
+    return [letter, f"({letter})", f"{letter}.", f"option {letter}", f"option {letter.lower()}", f"({letter.lower()})",
+            option, option.lower(), f"{letter}. {option}", f"({letter}) {option}"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(options=st.lists(st.sampled_from(OPTION_POOL), min_size=2, max_size=5, unique=True), data=st.data())
+def test_an_answer_naming_two_options_never_scores(options, data):
+    """Whatever the label, an answer that names two different options (by letter or by text, in any order,
+    joined as a hedge, an alternative or a correction) commits to neither: no letter, so never correct."""
+    from medvqa_rl.rewards import is_correct
+
+    first, second = data.draw(st.lists(st.integers(0, len(options) - 1), min_size=2, max_size=2, unique=True))
+    letters = string.ascii_uppercase
+    one = data.draw(st.sampled_from(_names(options[first], letters[first])))
+    other = data.draw(st.sampled_from(_names(options[second], letters[second])))
+    answer = data.draw(st.sampled_from(LEAD_INS)) + one + data.draw(st.sampled_from(JOINS)) + other
+    answer += data.draw(st.sampled_from(["", ".", ")", "?"]))
+    text = _wrap(answer)
+    assert answer_letter(text, options) is None, answer
+    assert not any(is_correct(text, options, label, None) for label in letters[: len(options)])
 
 
 @settings(max_examples=200, deadline=None)

@@ -27,12 +27,12 @@ _PUNCT_ONLY = re.compile(rf"[\s.,:;!?)\]\-–—{_QUOTES}]*")
 # After a bare letter: "B)", "B:", "B,", "B." + space ("e.g." is no letter), "B -" + space ("A-fib" is no letter).
 _DELIMITER = re.compile(r"\s*(?:[):,]|\.(?=\s)|[-–—](?=\s))\s*")
 _AFTER_BRACKET = re.compile(r"\s*(?:[.:,]|[-–—](?=\s))?\s*")
-# Text that is only more letters: "C", "(C)", "or C", "C, D", "and (D)."
-_LETTER_ITEM = r"(?:\(\s*[A-Za-z]\s*\)|[A-Za-z](?![^\W_]))[.):]?"
-_LETTER_LIST = re.compile(rf"(?:\s*(?:(?:,|;|/|&|\+|or\b|and\b)\s*)?{_LETTER_ITEM})+[\s.,;:!?]*", re.IGNORECASE)
-_SINGLE_LETTER = re.compile(r"(?<![^\W_])[A-Za-z](?![^\W_])")
-# A hedge inside commentary: "B. MRI or C", "B. MRI or (C) CT", "B. MRI / C."
-_HEDGE = re.compile(r"(?:\bor\b|\band\b|/)\s*(?:\(\s*([A-Z])\s*\)|([A-Z])(?=[.):,]|\s*$))")
+# A letter standing alone: the C of "C", "(C)", "C:", "or C", not of "CT", "C3" or "C-arm"... but of "X-ray" too,
+# which is why a letter is only read where no option's text covers it (_named_options).
+_LONE_LETTER = re.compile(r"(?<![^\W_])[A-Za-z](?![^\W_])")
+# Lower-case "a" and "i" are words ("a lesion"); they name an option only as "(a)", "[a]" or "option a".
+_WORD_LETTERS = "ai"
+_LETTER_LEAD = re.compile(r"(?:option|choice|answer)\s*$", re.IGNORECASE)
 _NO_MATCH = object()  # _read found neither a letter form nor an option text: try the next reading
 
 
@@ -77,20 +77,36 @@ def _letter_head(body: str) -> tuple[str, str, bool] | None:
     return None
 
 
-def _contradicts(letter: str, attached: str, index: int, options: list[str], normalized: list[str]) -> bool:
-    """Whether the text after an explicit letter names another option or another letter ("B. CT" with C = CT;
-    "B, C"; "B. MRI or C"). The letter's own option text is blanked first, so "B. Hepatitis C" with
-    B = "Hepatitis C" or "D. Vitamin D" are not read as naming a second letter."""
-    own = normalized[index]
-    for form in {normalize_answer_text(attached), normalize_answer_text(_strip_prefix(attached))}:
-        if form and form != own and form in normalized:
-            return True
-    if _LETTER_LIST.fullmatch(attached):
-        return any(other.upper() != letter for other in _SINGLE_LETTER.findall(attached))
-    own_text = _clean(options[index])
-    if own_text:
-        attached = re.sub(re.escape(own_text), " ", attached, flags=re.IGNORECASE)
-    return any((paren or bare) != letter for paren, bare in _HEDGE.findall(attached))
+def _named_options(text: str, options: list[str], letters: str) -> set[int]:
+    """Indices of the options `text` names: by an option's text (whole words, case-insensitive) or by a lone
+    letter. Where names overlap the longest wins, so "Vitamin C" names the option "Vitamin C", not the letter C,
+    and "T2-weighted MRI" names that option, not "MRI"."""
+    text = _clean(text)
+    found = []  # (start, end, option index)
+    for index, option in enumerate(options):
+        form = _clean(option).strip(_EDGE)
+        if form:
+            pattern = rf"(?<![^\W_]){re.escape(form)}(?![^\W_])"
+            found += [(m.start(), m.end(), index) for m in re.finditer(pattern, text, re.IGNORECASE)]
+    for m in _LONE_LETTER.finditer(text):
+        index = letters.find(m.group().upper())
+        bracketed = text[m.start() - 1 : m.start()] in ("(", "[") and text[m.end() : m.end() + 1] in (")", "]")
+        if index >= 0 and (m.group() not in _WORD_LETTERS or bracketed or _LETTER_LEAD.search(text[: m.start()])):
+            found.append((m.start(), m.end(), index))
+    named, taken = set(), []
+    for start, end, index in sorted(found, key=lambda f: (f[0] - f[1], f[0])):  # longest first
+        if all(end <= s or start >= e for s, e in taken):
+            taken.append((start, end))
+            named.add(index)
+    return named
+
+
+def _contradicts(attached: str, index: int, options: list[str], letters: str) -> bool:
+    """Whether the text after an explicit letter names any other option, by letter or by text: a hedge
+    ("B, maybe C", "B: or C", "B: MRI or CT"), an alternative ("B: C is also possible", "B: option C") or a
+    self-correction ("B. Actually C"); also "B. CT" with C = CT. The letter's own text is no second name, so
+    "B. Hepatitis C" with B = "Hepatitis C" and "D. Vitamin D" commit to B and D."""
+    return bool(_named_options(attached, options, letters) - {index})
 
 
 def _read(body: str, options: list[str], normalized: list[str], letters: str) -> str | None | object:
@@ -109,38 +125,48 @@ def _read(body: str, options: list[str], normalized: list[str], letters: str) ->
     if head is None or not delimited or not attached_form:
         return _NO_MATCH
     # 3. a delimited letter with commentary ("B: hyperintense on T2"), unless it is out of range or contradicted
-    if index < 0 or _contradicts(letter, attached, index, options, normalized):
+    if index < 0 or _contradicts(attached, index, options, letters):
         return None
     return letter
 
 
 def answer_letter(text: str, options: list[str]) -> str | None:
-    """Upper-case option letter ("A", "B", ...) the completion's <answer> commits to, or None.
+    """Upper-case option letter ("A", "B", ...) the completion's single <answer> block commits to, or None:
+    `letter_of` its content, the block read wherever it stands (as `answer_content`: missing, unclosed, repeated
+    or empty is None). Scores read a well-formed completion's answer instead (correctness.parsed_answer)."""
+    content = answer_content(text)
+    return None if content is None else letter_of(content, options)
 
-    The <answer> block is as strict as `answer_content` (missing, unclosed, repeated or empty: None). Its text,
-    with markdown marks (**, `, __) and wrapping quotes dropped and whitespace collapsed, is accepted as
+
+def letter_of(answer: str, options: list[str]) -> str | None:
+    """Upper-case option letter ("A", "B", ...) an answer's text commits to, or None.
+
+    The text, with markdown marks (**, `, __) and wrapping quotes dropped and whitespace collapsed, is accepted as
       - a letter, any case, alone or delimited: "B", "b", "B.", "B)", "(B)", "[B]", "B:";
       - a letter with its option's text: "B. MRI", "(B) MRI", "B) MRI", "B: MRI", "B - MRI", "B MRI";
-      - a letter with other commentary after a delimiter: "B: the lesion is hyperintense";
+      - a letter with other commentary after a delimiter, when that names no other option:
+        "B: the lesion is hyperintense";
       - the text of exactly one option, case-insensitive, edge punctuation ignored: "MRI", " mri. ";
       - any of these after lead-ins "Answer:", "The (correct|final) answer is", "Option", "my choice is":
         "Answer: B", "The answer is B", "The correct answer is (B) MRI.", "Option b", "The answer is MRI".
     It is None when the answer
-      - names two different letters: "A or B", "B, C", "A and C", "(B) or (C)", "B/C", "B. MRI or C";
+      - names another option besides its letter, by a lone letter or by the option's text: "A or B", "B, C",
+        "B/C", "B, maybe C", "B: or C", "B (or C)", "B: option C", "B: C is also possible", "B: MRI or CT",
+        "B. Actually C", "B. CT" when B is MRI and C is CT (a lone lower-case "a" or "i" is a word, not a
+        letter, unless written "(a)" or "option a"; an upper-case "A" is always a letter, so "B: A lesion..."
+        counts as naming A);
       - names a letter beyond the options ("E" with four), unless that is an option's text;
       - matches the text of two options;
-      - attaches to its letter the text of a different option: "B. CT" when B is MRI and C is CT;
       - is a letter, a plain space and text that is not that option's ("A mass in the liver" is the letter A
         only if it is option A's text; it is option C if C's text is exactly that), or anything else.
     A bare letter reads as a letter before an option whose text is a letter ("A" with options A, B, AB, O).
     """
-    content = answer_content(text)
-    if content is None:
+    if not isinstance(answer, str):
         return None
     letters = string.ascii_uppercase[: len(options)]
-    options = options[: len(letters)]
+    options = [option if isinstance(option, str) else "" for option in options[: len(letters)]]
     normalized = [normalize_answer_text(option) for option in options]
-    body = _clean(content)
+    body = _clean(answer)
     for reading in dict.fromkeys([body, _strip_prefix(body)]):  # as written, then without a lead-in
         if reading:
             letter = _read(reading, options, normalized, letters)
