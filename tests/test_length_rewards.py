@@ -1,4 +1,5 @@
-"""ECR and CWR on crafted completions: length in reasoning tokens, capped, never paid without an answer."""
+"""ECR and CWR on crafted completions: length in reasoning tokens, capped, never paid without an answer or for a
+completion that is not well-formed. Token boundaries on a real byte-level BPE: tests/test_bpe_boundaries.py."""
 
 from __future__ import annotations
 
@@ -42,6 +43,10 @@ def _rewards(word_tokenizer, completion: str, label: str = "B") -> dict[str, flo
         ("<think>the scan is ct<answer>B</answer>", 0.0, 0.0),  # unclosed think
         ("<think>the scan is ct</think><answer>B</answer><answer>A</answer>", 0.0, 0.0),  # two answers
         ("<think></think><answer>B</answer>", 0.0, 0.0),  # no reasoning: length 0
+        ("<think> </think><answer>B</answer>", 0.0, 0.0),  # blank reasoning: not well-formed
+        ("<answer>B</answer><think>the scan is ct</think>", 0.0, 0.0),  # reasoning after the answer
+        ("<think>the scan is ct</think><answer>B</answer> e f", 0.0, 0.0),  # text after the answer
+        ("<think>the scan is ct</think><answer>B, maybe C</answer>", 0.0, 0.0),  # a hedge commits to nothing
         ("<answer>B</answer>", 0.0, 0.0),  # no think block at all
         ("", 0.0, 0.0),
     ],
@@ -98,11 +103,13 @@ def test_under_the_paper_overlay_long_reasoning_earns_more(word_tokenizer, lengt
 
 
 def test_ecr_without_the_answer_gate_pays_length_alone(word_tokenizer):
-    """require_answer=false is the paper's plain length reward: reasoning without an answer is paid too."""
-    completions = ["<think>the scan is ct</think>", "<think>the scan</think><answer></answer>", _reasoning(4)]
-    kwargs = dict(completions=completions, options=[OPTIONS] * 3)
-    assert ExtendedChainReward(word_tokenizer, TARGET)(**kwargs) == [0.0, 0.0, 1.0]
-    assert ExtendedChainReward(word_tokenizer, TARGET, require_answer=False)(**kwargs) == [1.0, 0.5, 1.0]
+    """require_answer=false is the paper's plain length reward: the reasoning of a well-formed completion is paid
+    whether or not its answer names an option; a completion that is not well-formed has no reasoning to pay."""
+    completions = ["<think>the scan is ct</think><answer>I think B</answer>", "<think>the scan</think><answer>E</answer>",
+                   _reasoning(4), "<think>the scan is ct</think>", "<think>the scan</think><answer></answer>"]
+    kwargs = dict(completions=completions, options=[OPTIONS] * 5)
+    assert ExtendedChainReward(word_tokenizer, TARGET)(**kwargs) == [0.0, 0.0, 1.0, 0.0, 0.0]
+    assert ExtendedChainReward(word_tokenizer, TARGET, require_answer=False)(**kwargs) == [1.0, 0.5, 1.0, 0.0, 0.0]
 
 
 @pytest.mark.parametrize(

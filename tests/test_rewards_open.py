@@ -1,6 +1,6 @@
 """Open (free-text) answers: SQuAD normalisation, exact match and token F1, and the rewards that use them
 (AccuracyReward by exact match, OpenAnswerF1Reward by token F1) on crafted completions; closed rows
-score exactly as before."""
+score by their letter (tests/test_rewards.py's table)."""
 
 from __future__ import annotations
 
@@ -74,8 +74,11 @@ OPEN_CASES = [
     ("unclosed_answer", "<think>r</think><answer>left lung", 0.0, 0.0),
     ("nested_answer", "<think>r</think><answer><answer>left lung</answer></answer>", 0.0, 0.0),
     ("two_answers", "<think>r</think><answer>left lung</answer><answer>liver</answer>", 0.0, 0.0),
-    ("text_after_answer", "<think>r</think><answer>left lung</answer> I hope this helps.", 1.0, 1.0),
-    ("missing_think", "<answer>left lung</answer>", 1.0, 1.0),  # format is the format reward's concern
+    # Only a well-formed completion has an answer (rewards/correctness.py), open questions as closed ones.
+    ("text_after_answer", "<think>r</think><answer>left lung</answer> I hope this helps.", 0.0, 0.0),
+    ("trailing_correction", "<think>r</think><answer>liver</answer> Actually: left lung", 0.0, 0.0),
+    ("missing_think", "<answer>left lung</answer>", 0.0, 0.0),
+    ("blank_think", "<think> </think><answer>left lung</answer>", 0.0, 0.0),
     ("unicode_reasoning", "<think>größer → lésion</think><answer>left lung</answer>", 1.0, 1.0),
 ]
 OPEN_IDS = [case[0] for case in OPEN_CASES]
@@ -99,7 +102,7 @@ def test_unicode_reference():
 
 @pytest.mark.parametrize(("name", "text", "expected", "fmt"), CLOSED_CASES, ids=CLOSED_IDS)
 @pytest.mark.parametrize("reward", [AccuracyReward(), OpenAnswerF1Reward()], ids=["accuracy", "answer_f1"])
-def test_closed_rows_score_as_before(name, text, expected, fmt, reward):
+def test_closed_rows_score_as_in_the_closed_table(name, text, expected, fmt, reward):
     # The gold option's text as answer_text, as the loaders give it: no partial credit on a closed question.
     assert _call(reward, [text], [LABEL], [OPTIONS], [OPTIONS[1]]) == [expected]
 
@@ -115,6 +118,8 @@ def test_mixed_batch():
 def test_open_question_without_answer_text_is_an_error():
     with pytest.raises(ValueError, match="answer_text"):
         OpenAnswerF1Reward()(completions=["<answer>x</answer>"], answer_label=[""], options=[[]])
+    with pytest.raises(ValueError, match="answer_text"):  # whatever the completion: it is the call that is wrong
+        AccuracyReward()(completions=["garbage"], answer_label=[""], options=[[]])
 
 
 def test_f1_reward_name_pickle_and_trl_kwargs():
@@ -122,7 +127,7 @@ def test_f1_reward_name_pickle_and_trl_kwargs():
     assert OpenAnswerF1Reward.__name__ == "OpenAnswerF1Reward"
     for reward in (pickle.loads(pickle.dumps(OpenAnswerF1Reward())), copy.deepcopy(OpenAnswerF1Reward())):
         assert reward.__name__ == "answer_f1"
-        rewards = reward(prompts=["p"], completions=["<answer>left</answer>"], completion_ids=[[1]],
+        rewards = reward(prompts=["p"], completions=["<think>r</think><answer>left</answer>"], completion_ids=[[1]],
                          trainer_state=None, answer_label=[""], options=[[]], answer_text=[REFERENCE],
                          question_type=["open"], rationale=[""], findings=[""], id=["x"], question=["q"])
         assert rewards == [pytest.approx(2 / 3)] and isinstance(rewards[0], float)

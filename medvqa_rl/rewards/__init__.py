@@ -3,11 +3,13 @@
 from medvqa_rl.rewards.accuracy import AccuracyReward
 from medvqa_rl.rewards.answer_f1 import OpenAnswerF1Reward
 from medvqa_rl.rewards.completion_parsing import (
-    FORMAT_PATTERN,
+    WellFormed,
     answer_content,
     completion_text,
     is_well_formed,
     reasoning_text,
+    well_formed,
+    well_formed_reasoning,
 )
 from medvqa_rl.rewards.correctness import answer_f1, is_correct, parsed_answer
 from medvqa_rl.rewards.format import FormatReward
@@ -16,13 +18,13 @@ from medvqa_rl.rewards.option_letter import answer_letter
 from medvqa_rl.rewards.semantic import SemanticAlignmentReward
 
 __all__ = [
-    "FORMAT_PATTERN",
     "AccuracyReward",
     "CorrectnessWeightedLengthReward",
     "ExtendedChainReward",
     "FormatReward",
     "OpenAnswerF1Reward",
     "SemanticAlignmentReward",
+    "WellFormed",
     "answer_content",
     "answer_f1",
     "answer_letter",
@@ -31,4 +33,6 @@ __all__ = [
     "is_well_formed",
     "parsed_answer",
     "reasoning_text",
+    "well_formed",
+    "well_formed_reasoning",
 ]

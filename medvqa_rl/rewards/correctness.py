@@ -1,31 +1,38 @@
 """Whether a completion answers its question: a closed one by its option letter, an open one (no options)
-by normalised exact match of the <answer> text. One rule for the rewards and the evaluation."""
+by normalised exact match of the <answer> text. One rule for the rewards and the evaluation.
+
+Only a well-formed completion has an answer (completion_parsing.well_formed). Outside that format which part
+is the answer is a guess: text after </answer> can take it back ("... Actually the answer is C"), and an
+answer written before its reasoning is not the one the reasoning led to. So accuracy counts answers given the
+way the prompt asks, and never exceeds the format rate."""
 
 from __future__ import annotations
 
 from typing import Any, Callable
 
-from medvqa_rl.rewards.completion_parsing import answer_content, completion_text
-from medvqa_rl.rewards.option_letter import answer_letter
+from medvqa_rl.rewards.completion_parsing import completion_text, well_formed
 from medvqa_rl.rewards.open_answer import exact_match, token_f1
+from medvqa_rl.rewards.option_letter import letter_of
 
 
 def parsed_answer(text: str, options: list[str]) -> str | None:
-    """The option letter a closed completion commits to, or an open completion's answer text; None if neither.
-
-    The tags are as strict for both: a missing, unclosed, repeated or empty <answer> block is None.
-    """
-    return answer_letter(text, options) if options else answer_content(text)
+    """The option letter a closed completion commits to, or an open completion's answer text; None if neither,
+    and None for any completion that is not well-formed."""
+    parts = well_formed(text)
+    if parts is None:
+        return None
+    return letter_of(parts.answer, options) if options else parts.answer
 
 
 def is_correct(text: str, options: list[str], answer_label: str, answer_text: str | None) -> bool:
     """Closed: the committed letter is the label. Open: the answer equals answer_text after SQuAD normalisation."""
+    reference = None if options else _reference(answer_text)  # a missing column fails whatever the completion
     parsed = parsed_answer(text, options)
     if parsed is None:
         return False
     if options:
         return parsed == answer_label.strip().upper()
-    return exact_match(parsed, _reference(answer_text))
+    return exact_match(parsed, reference)
 
 
 def answer_f1(text: str, options: list[str], answer_label: str, answer_text: str | None) -> float:
@@ -33,8 +40,9 @@ def answer_f1(text: str, options: list[str], answer_label: str, answer_text: str
     is_correct (a letter has no partial credit), so one function scores a mixed set."""
     if options:
         return float(is_correct(text, options, answer_label, answer_text))
-    parsed = answer_content(text)
-    return 0.0 if parsed is None else token_f1(parsed, _reference(answer_text))
+    reference = _reference(answer_text)
+    parsed = parsed_answer(text, options)
+    return 0.0 if parsed is None else token_f1(parsed, reference)
 
 
 def _reference(answer_text: str | None) -> str:

@@ -1,7 +1,6 @@
 """Length rewards of the paper's study, measured in tokens of the <think> reasoning.
 
-With L the number of reasoning tokens (policy tokenizer, no special tokens; 0 when there is no single
-<think> block) and T the target length in tokens:
+With L the number of reasoning tokens and T the target length in tokens:
 
 - ECR (Extended Chain Reward):        r = min(L / T, 1)  if the completion commits to an answer, else 0
 - CWR (Correctness-Weighted Reward):  r = min(L / T, 1)  if that answer is correct,               else 0
@@ -11,12 +10,17 @@ method.max_completion_length) (12 of the embedded 20 tokens at 0.6, 307 of the p
 config asks for long reasoning at real scale and short at the embedded one. A fixed T (target_length, tokens)
 is possible too.
 
+L counts the tokens of the completion's own tokenization (policy tokenizer, offset mapping: token_spans.py)
+that hold characters of the reasoning of a well-formed completion (completion_parsing.well_formed); a
+completion that is not well-formed has L = 0, so reasoning written after the answer, or beside a second
+answer, is never paid.
+
 A closed question's answer is an option letter; an open question's (no options) is the non-empty
 <answer> text, correct by normalised exact match (medvqa_rl/rewards/correctness.py).
 
 ECR's gate on a committed answer is our choice (require_answer=true): the paper's ECR "directly rewards long
-outputs", which require_answer=false reproduces (any completion's reasoning length is paid). With the gate,
-length alone earns nothing. CWR pays for length only on correct answers. The cap at T stops a reward for
+outputs", which require_answer=false reproduces (any well-formed completion's reasoning length is paid, whether
+its answer names an option or not). With the gate, length alone earns nothing. CWR pays for length only on correct answers. The cap at T stops a reward for
 rambling into the completion budget. The term's weight is length_reward.weights.<name> (TRL's reward_weights).
 """
 
@@ -24,8 +28,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from medvqa_rl.rewards.completion_parsing import completion_text, reasoning_text
+from medvqa_rl.rewards.completion_parsing import completion_text, well_formed
 from medvqa_rl.rewards.correctness import is_correct, parsed_answer, score_completions
+from medvqa_rl.rewards.token_spans import tokens_overlapping
 
 
 def target_tokens(target_length: int | None, target_fraction: float | None, completion_budget: int | None) -> int:
@@ -51,8 +56,9 @@ class _ReasoningLengthReward:
         self.target_length = target_tokens(target_length, target_fraction, completion_budget)
 
     def reasoning_tokens(self, text: str) -> int:
-        reasoning = reasoning_text(text)
-        return len(self.tokenizer(reasoning, add_special_tokens=False).input_ids) if reasoning else 0
+        """L: tokens of the whole completion's tokenization inside its reasoning; 0 unless well-formed."""
+        parts = well_formed(text)
+        return 0 if parts is None else tokens_overlapping(self.tokenizer, text, *parts.reasoning_span)
 
     def _scaled(self, text: str) -> float:
         return min(self.reasoning_tokens(text) / self.target_length, 1.0)

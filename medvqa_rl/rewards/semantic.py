@@ -5,16 +5,17 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from medvqa_rl.judges.base import Judge, JudgeItem
-from medvqa_rl.rewards.completion_parsing import completion_text, reasoning_text
+from medvqa_rl.rewards.completion_parsing import completion_text, well_formed_reasoning
 
 
 def judge_items(completions: list[Any], question: list[str], answer_text: list[str],
                 findings: list[str] | None = None) -> list[JudgeItem | None]:
-    """One judge request per completion; None where there is no non-empty <think> block to judge."""
+    """One judge request per completion; None where there is no reasoning to judge: only a well-formed
+    completion has one (completion_parsing.well_formed), as for every other score."""
     findings = findings or [""] * len(completions)
     items = []
     for completion, q, reference, truth in zip(completions, question, answer_text, findings, strict=True):
-        reasoning = reasoning_text(completion_text(completion))
+        reasoning = well_formed_reasoning(completion_text(completion))
         items.append(JudgeItem(q, reference, reasoning, truth) if reasoning else None)
     return items
 
@@ -28,7 +29,7 @@ def judged_scores(judge: Judge, items: list[JudgeItem | None]) -> list[float]:
 class SemanticAlignmentReward:
     """TRL reward: the judge's verdict (1.0 consistent, 0.0 not) on the completion's reasoning.
 
-    A completion without reasoning scores 0 without asking the judge. Logs `judge/failures` (items
+    A completion that is not well-formed has no reasoning and scores 0 without asking the judge. Logs `judge/failures` (items
     scored 0 because the judge failed, under judge.on_failure=zero) and `judge/requests` (cache misses)
     per step through TRL's log_metric hook.
     """
