@@ -151,16 +151,24 @@ def _common(values) -> str | None:
     return values.pop() if len(values) == 1 else None
 
 
+def _run_dirs(root: Path) -> list[tuple[Path, Path]]:
+    """(run dir, its config) under root: folders with Hydra's .hydra/config.yaml, or else the run record's own
+    resolved_config.yaml (a run started from Python, not the command line)."""
+    found = {p.parent.parent: p for p in root.rglob(".hydra/config.yaml")}
+    for path in root.rglob("resolved_config.yaml"):
+        found.setdefault(path.parent, path)
+    return sorted(found.items())
+
+
 def scan_run_dirs(dirs: list[str | Path]) -> Records:
-    """Every run under the given directories (searched recursively for .hydra/config.yaml): finished
+    """Every run under the given directories (searched recursively for .hydra/config.yaml or resolved_config.yaml): finished
     ones into `runs`/`history`, the others (failed, half-written, set aside under previous/) into
     `excluded`. Raises NoRunsError when there is no run directory at all."""
     rows, histories, excluded, projects = [], [], [], []
     for root in map(Path, dirs):
         if not root.exists():
             raise FileNotFoundError(f"--runs {root}: no such directory")
-        for config_path in sorted(root.rglob(".hydra/config.yaml")):
-            run_dir = config_path.parent.parent
+        for run_dir, config_path in _run_dirs(root):
             if "previous" in run_dir.relative_to(root).parts:
                 continue  # listed with its run (below)
             cfg = OmegaConf.load(config_path)
