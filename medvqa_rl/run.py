@@ -77,7 +77,7 @@ def run(cfg: DictConfig, run_dir: str | Path, resume_from: str | Path | None = N
     def evaluate_test(policy) -> tuple[dict, list[dict]] | tuple[None, None]:  # every process takes a share
         return evaluate(policy, processor, test_records, batch_size=cfg.eval.batch_size,
                         max_new_tokens=cfg.eval.max_new_tokens, similarity=similarity, judge=judge,
-                        progress=cfg.eval.progress and main_process)
+                        progress=cfg.eval.progress and main_process, generation=cfg.eval.generation)
 
     init_metrics, init_cached = init_evaluation(cfg, run_dir, provenance, resume_from, test_records,
                                                 lambda: evaluate_test(model))
@@ -121,6 +121,9 @@ def run(cfg: DictConfig, run_dir: str | Path, resume_from: str | Path | None = N
                "train/processes": state.num_processes, "train/questions_per_step": examples_per_step(cfg.method),
                "init/cached": init_cached, "config_fingerprint": fingerprint, "wall_time_s": time.time() - started}
     record |= provenance
+    # The evaluation's decoder, as stated by our config (no checkpoint's generation_config applies).
+    record |= {f"eval/generation/{key}": value for key, value in cfg.eval.generation.items()}
+    record["eval/max_new_tokens"] = cfg.eval.max_new_tokens
     if judge is not None:
         record["eval/judge"] = evaluation_judge_name(cfg)
     write_jsonl(run_dir, predictions, "predictions.jsonl")

@@ -1,6 +1,6 @@
-"""One evaluation for every method: greedy answers, then accuracy (open questions also exact match and
-token F1), format, length, perplexity, reasoning similarity and judge score, and a prediction row per
-question."""
+"""One evaluation for every method: answers decoded as eval.generation says (greedy), then accuracy (open
+questions also exact match and token F1), format, length, perplexity, reasoning similarity and judge score,
+and a prediction row per question."""
 
 from __future__ import annotations
 
@@ -11,13 +11,16 @@ from medvqa_rl.data.splits import findings_json
 from medvqa_rl.distributed import gather_shards, process_state, shard_bounds
 from medvqa_rl.evaluation.generation import generate_greedy
 from medvqa_rl.evaluation.perplexity import answer_examples, perplexity, target_nll
-from medvqa_rl.rewards import answer_f1, is_correct, is_well_formed, parsed_answer, reasoning_text
+from medvqa_rl.rewards import answer_f1, is_correct, is_well_formed, parsed_answer, well_formed_reasoning
 from medvqa_rl.rewards.semantic import judge_items, judged_scores
 
 
 def evaluate(model, processor, records: list[dict], *, batch_size: int, max_new_tokens: int, similarity=None,
-             judge=None, progress: bool = False) -> tuple[dict, list[dict]] | tuple[None, None]:
+             judge=None, progress: bool = False, generation=None) -> tuple[dict, list[dict]] | tuple[None, None]:
     """Metrics and one prediction row per record, on the main process; (None, None) on the others.
+
+    generation: the decoder's settings (eval.generation, GenerationConfig fields; default generation.GREEDY);
+    nothing of the checkpoint's generation_config but its token ids is used (medvqa_rl/decoding.py).
 
     Keys: see summarize(); plus perplexity (of the gold answer after the model's own reasoning:
     perplexity.py). A prediction is `correct` when its letter is the label (closed question) or its answer
@@ -30,9 +33,9 @@ def evaluate(model, processor, records: list[dict], *, batch_size: int, max_new_
     """
     start, stop = shard_bounds(len(records))
     share = records[start:stop]
-    generated = generate_greedy(model, processor, share, batch_size, max_new_tokens, progress)
-    nll = target_nll(model, processor, answer_examples(processor, share, [reasoning_text(t) for t, _ in generated]),
-                     batch_size)
+    generated = generate_greedy(model, processor, share, batch_size, max_new_tokens, progress, generation)
+    reasonings = [well_formed_reasoning(text) for text, _ in generated]
+    nll = target_nll(model, processor, answer_examples(processor, share, reasonings), batch_size)
     shards = gather_shards([(generated, nll)])
     if not process_state().is_main_process:
         return None, None
@@ -48,7 +51,7 @@ def evaluate(model, processor, records: list[dict], *, batch_size: int, max_new_
             "answer_label": record["answer_label"],
             "answer_text": record["answer_text"],
             "completion": text,
-            "reasoning": reasoning_text(text),
+            "reasoning": well_formed_reasoning(text),  # None unless well-formed, as for every score
             "parsed_answer": parsed_answer(text, record["options"]),
             "correct": is_correct(*scored),
             **({"f1": answer_f1(*scored)} if is_open(record) else {}),

@@ -1,17 +1,25 @@
-"""Batched greedy generation with left padding, through the same message preparation as TRL."""
+"""Batched generation with left padding, through the same message preparation as TRL, with the decoding our
+config states and nothing from the checkpoint's generation_config (medvqa_rl/decoding.py)."""
 
 from __future__ import annotations
 
 import torch
 from tqdm.auto import tqdm
 
+from medvqa_rl.decoding import decoding_with, own_generation_config
 from medvqa_rl.prompts import assistant_turn, prompt_conversation
+
+# The evaluation's decoder when no eval.generation is given (conf/config.yaml states the same): greedy, no
+# penalty. Every knob not named takes transformers' global default, never the checkpoint's.
+GREEDY = {"do_sample": False, "num_beams": 1, "repetition_penalty": 1.0, "no_repeat_ngram_size": 0}
 
 
 def generate_greedy(model, processor, records: list[dict], batch_size: int, max_new_tokens: int,
-                    progress: bool = False) -> list[tuple[str, int]]:
-    """Greedy completions for ``records``, batch by batch with left padding: [(text, n_tokens)]."""
-    return generate_completions(model, processor, records, batch_size, max_new_tokens, progress, do_sample=False)
+                    progress: bool = False, generation: dict | None = None) -> list[tuple[str, int]]:
+    """Completions for ``records`` decoded with ``generation`` (eval.generation: GenerationConfig fields;
+    default GREEDY), batch by batch with left padding: [(text, n_tokens)]."""
+    decoding = dict(GREEDY if generation is None else generation)
+    return generate_completions(model, processor, records, batch_size, max_new_tokens, progress, **decoding)
 
 
 def generate_sampled(model, processor, records: list[dict], batch_size: int, max_new_tokens: int, samples: int,
@@ -24,11 +32,13 @@ def generate_sampled(model, processor, records: list[dict], batch_size: int, max
 
 def generate_completions(model, processor, records: list[dict], batch_size: int, max_new_tokens: int,
                          progress: bool = False, **decoding) -> list[tuple[str, int]]:
-    """Completions for ``records`` with ``decoding`` (model.generate's arguments), batch by batch with left
-    padding: [(text, n_tokens)]."""
+    """Completions for ``records`` decoded with ``decoding`` (GenerationConfig fields) and nothing else from the
+    checkpoint but its token ids, batch by batch with left padding: [(text, n_tokens)]."""
     tokenizer = processor.tokenizer
     # A base checkpoint's generation config may stop at <|endoftext|> only; the chat's end of turn ends an answer too.
     stop_ids = sorted(set(_as_list(model.generation_config.eos_token_id)) | set(end_of_turn_ids(processor)))
+    config = own_generation_config(model, **decoding, max_new_tokens=max_new_tokens, eos_token_id=stop_ids,
+                                   pad_token_id=tokenizer.pad_token_id)
     outputs = []
     model.eval()
     for start in tqdm(range(0, len(records), batch_size), desc="generate", unit="batch", disable=not progress):
@@ -40,11 +50,10 @@ def generate_completions(model, processor, records: list[dict], batch_size: int,
             add_generation_prompt=True,
             return_dict=True,
             return_tensors="pt",
-            padding=True,
-            padding_side="left",
+            processor_kwargs={"padding": True, "padding_side": "left"},  # the processor's own, not the template's
         ).to(model.device)
-        with torch.no_grad():
-            generated = model.generate(**inputs, **decoding, max_new_tokens=max_new_tokens, eos_token_id=stop_ids)
+        with torch.no_grad(), decoding_with(model, config):
+            generated = model.generate(**inputs, generation_config=config)
         new_tokens = generated[:, inputs["input_ids"].shape[1] :]
         for row in new_tokens.tolist():
             kept = _until_stop(row, {*stop_ids, tokenizer.pad_token_id})

@@ -9,6 +9,7 @@ from omegaconf import DictConfig
 from trl import GRPOConfig, GRPOTrainer
 
 from medvqa_rl.data.splits import to_trl_dataset
+from medvqa_rl.decoding import OwnDecodingCallback
 from medvqa_rl.training.common import common_args, lora_config
 
 
@@ -63,6 +64,10 @@ def grpo_config(cfg: DictConfig, output_dir: str, report_to: str) -> GRPOConfig:
 
 def build_grpo_trainer(cfg: DictConfig, model, processor, rewards: list, train_records: list[dict], output_dir: str,
                        report_to: str) -> GRPOTrainer:
+    """TRL's GRPOTrainer. Its rollouts decode with a GenerationConfig of method.temperature, top_p, top_k,
+    repetition_penalty (and min_p, TRL's default None); transformers would fill every other knob (and min_p) from
+    the checkpoint's generation_config, so OwnDecodingCallback leaves the policy only its token ids while it
+    trains (medvqa_rl/decoding.py). vLLM rollouts get TRL's SamplingParams, which name every knob they use."""
     return GRPOTrainer(
         model=model,
         reward_funcs=rewards,
@@ -70,4 +75,5 @@ def build_grpo_trainer(cfg: DictConfig, model, processor, rewards: list, train_r
         train_dataset=to_trl_dataset(train_records),
         processing_class=processor,
         peft_config=lora_config(cfg.method),
+        callbacks=[OwnDecodingCallback()],
     )
