@@ -1,6 +1,10 @@
 """Perplexity under the model, teacher-forced: of the gold answer after the model's own reasoning (the
 evaluation's metric, the same quantity for every method and dataset), or of the reference turn (rationale +
-answer, SFT's target). Only the target positions' logits are computed (memory-safe at a 150K vocabulary)."""
+answer, SFT's target). Only the target positions' logits are computed (memory-safe at a 150K vocabulary).
+
+The target's tokens are those of the whole sequence's tokenization that hold its characters (offset mapping,
+medvqa_rl/rewards/token_spans.py): a byte-level BPE merges "</think>" and "<answer>" into "><", which then
+belongs to the target, and tokenizing the target alone could count one token more or less than it spans."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import torch.nn.functional as F
 from medvqa_rl.data.questions import gold_answer
 from medvqa_rl.models.supervised_stage import IGNORE_INDEX, SupervisedExample, TargetOnlyCollator
 from medvqa_rl.prompts import assistant_turn, chat_prompt, reference_completion, reference_response
+from medvqa_rl.rewards.token_spans import tokens_overlapping
 
 THINK_END = "</think>"
 
@@ -27,7 +32,7 @@ def reference_examples(processor, records: list[dict]) -> list[SupervisedExample
 
 def answer_examples(processor, records: list[dict], reasonings: list[str | None]) -> list[SupervisedExample]:
     """(image, chat prompt + the model's own `<think>reasoning</think>`, the gold `<answer>...</answer>` closing
-    the turn). A completion without a single think block contributes an empty one."""
+    the turn). A completion that is not well-formed has no reasoning and contributes an empty think block."""
     examples = []
     for record, reasoning in zip(records, reasonings, strict=True):
         turn = assistant_turn(processor, reference_completion(reasoning or "", gold_answer(record)))
@@ -62,12 +67,11 @@ def target_nll(model, processor, examples: list[SupervisedExample], batch_size: 
     (longest target + 1) positions only. exp(NLL / tokens) is exp(model(..., labels).loss) when the
     examples fit in one batch of one.
     """
-    collate = TargetOnlyCollator(processor, padding_side="left")
     total_nll, total_tokens = 0.0, 0
     model.eval()
     for start in range(0, len(examples), batch_size):
         # Examples per batch: a real split's images are decoded for their batch only (medvqa_rl/data/records.py).
-        batch = collate(examples[start : start + batch_size])
+        batch = target_batch(processor, examples[start : start + batch_size])
         labels = batch.pop("labels").to(model.device)
         keep = int((labels != IGNORE_INDEX).sum(dim=1).max()) + 1
         logits = model(**{k: v.to(model.device) for k, v in batch.items()}, logits_to_keep=keep).logits
@@ -77,3 +81,24 @@ def target_nll(model, processor, examples: list[SupervisedExample], batch_size: 
         total_nll += nll.item()
         total_tokens += int((shifted_labels != IGNORE_INDEX).sum())
     return total_nll, total_tokens
+
+
+def target_batch(processor, examples: list[SupervisedExample]) -> dict:
+    """The processor's left-padded batch with labels on each example's target tokens only: the last n tokens of
+    its row, n = target_tokens(...)."""
+    batch = TargetOnlyCollator(processor, padding_side="left")(examples)
+    ids = batch["input_ids"]
+    labels = torch.full_like(ids, IGNORE_INDEX)
+    for row, example in enumerate(examples):
+        n = target_tokens(processor.tokenizer, example)
+        labels[row, ids.shape[1] - n :] = ids[row, ids.shape[1] - n :]
+    batch["labels"] = labels
+    return batch
+
+
+def target_tokens(tokenizer, example: SupervisedExample) -> int:
+    """Tokens of prompt + target, tokenized whole, that hold characters of the target. The image placeholder's
+    expansion by the processor happens inside the prompt, before a special token, so the tail it tokenizes is
+    the same."""
+    text = example.prompt + example.target
+    return tokens_overlapping(tokenizer, text, len(example.prompt), len(text))
