@@ -126,10 +126,10 @@ def _single_block(text: str, tag: str) -> str | None:
 
 
 def reasoning_text(text: str) -> str | None:
-    """Stripped content of the single `<think>` block wherever it stands, or None if missing/unclosed/repeated.
-    Scores use `well_formed_reasoning` instead."""
+    """Stripped content of the single `<think>` block wherever it stands; None if absent, unclosed, repeated or
+    empty. Scores use `well_formed_reasoning` instead."""
     content = _single_block(text, "think")
-    return None if content is None else content.strip()
+    return None if content is None else (content.strip() or None)
 
 
 def answer_content(text: str) -> str | None:
