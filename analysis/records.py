@@ -15,9 +15,9 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import OmegaConf
 
-from medvqa_rl.checkpoints import checkpoints
+from medvqa_rl.bookkeeping.checkpoints import checkpoints
 from medvqa_rl.factors import RECORDED_GROUPS
-from medvqa_rl.run_record import FAILURE_FILE, METRICS, finished_record, read_json_object
+from medvqa_rl.bookkeeping.run_record import FAILURE_FILE, METRICS, finished_record, read_json_object
 
 log = logging.getLogger(__name__)
 

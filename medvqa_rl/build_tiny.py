@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 
 from medvqa_rl.models.shipped_tiny import SHIPPED_DIR, ship
 from medvqa_rl.models.tiny_inits import RECIPE_VERSION, built_root, cache_key, read_build_log
-from medvqa_rl.run_record import package_versions
+from medvqa_rl.bookkeeping.run_record import package_versions
 
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 from transformers import set_seed
 
-from medvqa_rl.checkpoints import checkpoint_step, mark_trainer_dir, remove_checkpoints, trainer_dir
+from medvqa_rl.bookkeeping.checkpoints import checkpoint_step, mark_trainer_dir, remove_checkpoints, trainer_dir
 from medvqa_rl.config_checks import check_config
 from medvqa_rl.data.splits import load_splits
 from medvqa_rl.distributed import process_state
@@ -18,8 +18,8 @@ from medvqa_rl.evaluation import ReasoningSimilarity, evaluate
 from medvqa_rl.evaluation.init_cache import init_eval_key, read_cached_init_eval, write_cached_init_eval
 from medvqa_rl.judges.selection import evaluation_judge, evaluation_judge_name
 from medvqa_rl.models.loading import load_init
-from medvqa_rl.provenance import PREFIX, init_identity, reuse_key, run_provenance
-from medvqa_rl.run_record import (
+from medvqa_rl.bookkeeping.provenance import PREFIX, init_identity, reuse_key, run_provenance
+from medvqa_rl.bookkeeping.run_record import (
     MODEL_DIR,
     package_versions,
     read_init_record,
@@ -43,11 +43,11 @@ def run(cfg: DictConfig, run_dir: str | Path, resume_from: str | Path | None = N
     """Trains and evaluates one configuration; writes metrics.json and predictions under run_dir.
 
     Returns the flat metrics: test/* after training and init/test/* before it (rates in percent 0-100).
-    With resume_from (a checkpoint of this config, medvqa_rl/resumable.py), training continues from it
+    With resume_from (a checkpoint of this config, medvqa_rl/bookkeeping/resumable.py), training continues from it
     and the init evaluation already recorded is reused; otherwise an init evaluation cached for the same
     init and settings is (medvqa_rl/evaluation/init_cache.py). Under `accelerate launch` / torchrun every
     process trains and generates its share of each evaluation; the main one scores it, records and logs
-    (the others return an empty dict). provenance: what produced the numbers (medvqa_rl/provenance.py; computed
+    (the others return an empty dict). provenance: what produced the numbers (medvqa_rl/bookkeeping/provenance.py; computed
     when not given), recorded as provenance/*, with the init's identity taken again once it is loaded (a hub
     id's revision resolves on its first download).
     """
@@ -129,7 +129,7 @@ def run(cfg: DictConfig, run_dir: str | Path, resume_from: str | Path | None = N
     write_jsonl(run_dir, predictions, "predictions.jsonl")
     write_jsonl(run_dir, trainer.state.log_history, "history.jsonl")  # every logged step, resumed ones included
     write_resolved_config(run_dir, cfg)
-    write_metrics(run_dir, record)  # its presence marks the run finished (medvqa_rl/resumable.py)
+    write_metrics(run_dir, record)  # last: it marks the run finished (bookkeeping.run_record.finished_record)
     if not cfg.keep_checkpoints:
         remove_checkpoints(run_dir)
     if wandb_run is not None:  # after the record: a W&B failure here is a warning, the run stays finished

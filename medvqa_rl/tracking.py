@@ -111,7 +111,7 @@ def finish_safely(run, metrics: dict, predictions=None) -> None:
 
 
 def mirror_copied_run(cfg: DictConfig, run_dir: Path, record: dict) -> None:
-    """A W&B run for a record copied from another sweep (medvqa_rl/shared_arms.py), so the W&B side of this
+    """A W&B run for a record copied from another sweep (medvqa_rl/bookkeeping/shared_arms.py), so the W&B side of this
     sweep has the arm too: config `reused_from`, the copied history (train/ keys, as TRL logs them) and the
     record as its summary. Best effort, like every W&B call after the record is written."""
     if cfg.wandb.mode == "disabled":

@@ -16,9 +16,9 @@ from omegaconf import OmegaConf
 from analysis.__main__ import main as analysis_main
 from medvqa_rl.config_checks import ConfigError, check_config
 from medvqa_rl.models.shipped_tiny import SHIPPED_DIR
-from medvqa_rl.provenance import COPY_PARTS, PREFIX, differences, run_provenance
-from medvqa_rl.resumable import resumable_run
-from medvqa_rl.run_record import finished_record, write_metrics
+from medvqa_rl.bookkeeping.provenance import COPY_PARTS, PREFIX, differences, run_provenance
+from medvqa_rl.bookkeeping.resumable import resumable_run
+from medvqa_rl.bookkeeping.run_record import finished_record, write_metrics
 
 from .conftest import compose_config
 from .test_resumable import Recorder

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from medvqa_rl.resumable import config_fingerprint, resumable_run
-from medvqa_rl.run_record import write_metrics
+from medvqa_rl.bookkeeping.resumable import config_fingerprint, resumable_run
+from medvqa_rl.bookkeeping.run_record import write_metrics
 
 from .conftest import compose_config
 

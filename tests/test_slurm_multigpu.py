@@ -22,7 +22,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from medvqa_rl.slurm_tasks import SlurmTasks, accelerate_config_path, accelerate_env, export_task_env
+from medvqa_rl.bookkeeping.slurm_tasks import SlurmTasks, accelerate_config_path, accelerate_env, export_task_env
 
 from .conftest import CONF_DIR, compose_config
 
@@ -94,7 +94,7 @@ def _two_task_job():
     import torch
     import torch.distributed as dist
 
-    from medvqa_rl.slurm_tasks import SlurmTasks
+    from medvqa_rl.bookkeeping.slurm_tasks import SlurmTasks
 
     SlurmTasks("accelerate_configs/fsdp.yaml").on_job_start(config=None)
     dist.init_process_group("gloo")  # env:// from the exported variables

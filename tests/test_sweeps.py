@@ -15,7 +15,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from analysis.tables import METRICS
-from medvqa_rl.grid_point_dirs import MAX_NAME, grid_point_dir
+from medvqa_rl.bookkeeping.grid_point_dirs import MAX_NAME, grid_point_dir
 from medvqa_rl.models.tiny_inits import tiny_checkpoint
 
 from .conftest import CONF_DIR, ONE_STEP_RUN, SMALL_TINY, cli, compose_config

@@ -18,14 +18,14 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from medvqa_rl.judges.selection import evaluation_judge_config
-from medvqa_rl.provenance import PREFIX, SCORING_SOURCES, source_digest
-from medvqa_rl.run_record import package_versions, write_json
+from medvqa_rl.bookkeeping.provenance import PREFIX, SCORING_SOURCES, source_digest
+from medvqa_rl.bookkeeping.run_record import package_versions, write_json
 
 CACHE_FOLDER = "init_eval"
 
 
 def init_eval_key(cfg: DictConfig, provenance: dict, test_records) -> str:
-    """provenance: the run's (medvqa_rl/provenance.py); its init, data and processes parts enter the key."""
+    """provenance: the run's (medvqa_rl/bookkeeping/provenance.py); its init, data and processes parts enter the key."""
     def resolved(node):
         return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
 

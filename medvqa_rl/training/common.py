@@ -47,7 +47,7 @@ def common_args(cfg: DictConfig, output_dir: str, report_to: str) -> dict:
         bf16=method.bf16,  # TRL defaults to bf16, which CPUs lack: always explicit
         gradient_checkpointing=method.gradient_checkpointing,
         logging_steps=method.logging_steps,
-        # Checkpoints (weights, optimizer, scheduler, RNG, step) that a rerun resumes from (medvqa_rl/checkpoints.py).
+        # Checkpoints (weights, optimizer, scheduler, RNG, step) that a rerun resumes from (medvqa_rl/bookkeeping/checkpoints.py).
         save_strategy="no" if method.save_steps is None else "steps",
         save_steps=method.save_steps or 500,
         save_total_limit=method.save_total_limit,

@@ -3,13 +3,13 @@ records a rerun replaces, and leave a failure record when a run raises.
 
 A named sweep gives every grid point a stable folder (sweeps/_common.yaml), and a single run the
 folder its command names (hydra.run.dir), so rerunning the same command meets each earlier attempt there.
-"The same run" is judged by its provenance (medvqa_rl/provenance.py): config, init, data and processes for
+"The same run" is judged by its provenance (medvqa_rl/bookkeeping/provenance.py): config, init, data and processes for
 a skip or a resume; the code and library versions too for a copy from another sweep. What is found:
 - a finished record (run_record.finished_record) of the same run: skipped (its metrics are returned);
 - no record, but the same run finished in another named sweep under the same sweep.root (the studies'
-  shared reference arm): that record is copied here (medvqa_rl/shared_arms.py);
+  shared reference arm): that record is copied here (medvqa_rl/bookkeeping/shared_arms.py);
 - a complete checkpoint of the same run (killed, preempted, failed after saving): resumed from the
-  newest one (medvqa_rl/checkpoints.py); the earlier failure.json is moved into previous/<time>/;
+  newest one (medvqa_rl/bookkeeping/checkpoints.py); the earlier failure.json is moved into previous/<time>/;
 - a record or checkpoints of a run that differs (a log line names the parts), failure.json without a
   checkpoint, or a record cut off mid-run: moved into previous/<time>/ and the point is run again.
 """
@@ -26,12 +26,12 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from medvqa_rl.checkpoints import TRAINER_DIR, checkpoint_step, resumable_checkpoint
+from medvqa_rl.bookkeeping.checkpoints import TRAINER_DIR, checkpoint_step, resumable_checkpoint
 from medvqa_rl.config_checks import check_config
 from medvqa_rl.distributed import process_state
-from medvqa_rl.provenance import PREFIX, REUSE_PARTS, differences, reuse_key, run_provenance
-from medvqa_rl.run_record import FAILURE_FILE, finished_record
-from medvqa_rl.shared_arms import copy_twin_record, finished_twin
+from medvqa_rl.bookkeeping.provenance import PREFIX, REUSE_PARTS, differences, reuse_key, run_provenance
+from medvqa_rl.bookkeeping.run_record import FAILURE_FILE, finished_record
+from medvqa_rl.bookkeeping.shared_arms import copy_twin_record, finished_twin
 from medvqa_rl.training.preemption import Preempted
 
 log = logging.getLogger(__name__)

@@ -19,8 +19,8 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from medvqa_rl.tracking import mirror_copied_run
-from medvqa_rl.provenance import COPY_PARTS, PREFIX, differences
-from medvqa_rl.run_record import MODEL_DIR, finished_record, write_metrics, write_resolved_config
+from medvqa_rl.bookkeeping.provenance import COPY_PARTS, PREFIX, differences
+from medvqa_rl.bookkeeping.run_record import MODEL_DIR, finished_record, write_metrics, write_resolved_config
 
 log = logging.getLogger(__name__)
 

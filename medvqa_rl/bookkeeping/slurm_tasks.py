@@ -18,7 +18,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]  # holds accelerate_configs/
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # holds accelerate_configs/
 ENV_PREFIXES = ("ACCELERATE_", "FSDP_")  # the launcher's settings; not its rendezvous or thread variables
 
 

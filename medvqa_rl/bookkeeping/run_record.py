@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 MODEL_DIR = "model"  # the trained policy (or LoRA adapters) and processor of a finished run
 INIT_METRICS = "init_metrics.json"
 METRICS = "metrics.json"
-FAILURE_FILE = "failure.json"  # a run that raised (medvqa_rl/resumable.py)
+FAILURE_FILE = "failure.json"  # a run that raised (medvqa_rl/bookkeeping/resumable.py)
 
 PACKAGES = ("medvqa_rl", "torch", "transformers", "trl", "peft", "datasets", "hydra-core", "wandb")
 

@@ -25,11 +25,11 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from medvqa_rl.run_record import package_versions, write_json
+from medvqa_rl.bookkeeping.run_record import package_versions, write_json
 
 log = logging.getLogger(__name__)
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # medvqa_rl/
 REUSE_PARTS = ("config", "init", "data", "processes")
 COPY_PARTS = (*REUSE_PARTS, "code", "versions")
 PARTS = COPY_PARTS
@@ -148,7 +148,7 @@ def run_provenance(cfg: DictConfig, processes: int, checkpoint: str | None = Non
     """Every part (digests) plus descriptions (`<part>/source`, the git commit and dirty flag), as the flat
     `provenance/...` keys of a record. checkpoint: the init folder or hub id (default: resolved from cfg)."""
     from medvqa_rl.models.loading import init_checkpoint
-    from medvqa_rl.resumable import config_fingerprint
+    from medvqa_rl.bookkeeping.resumable import config_fingerprint
 
     init, init_source = init_identity(cfg, checkpoint or init_checkpoint(cfg))
     data, data_source = data_identity(cfg.dataset)
