@@ -245,3 +245,52 @@ def test_a_wandb_failure_at_finish_is_a_warning(caplog):
 
     finish_safely(Broken(), {"test/accuracy": 1.0}, lambda: None)
     assert "upload refused" in caplog.text and "local record" in caplog.text
+
+
+# --- a hub id's revision, W&B runs without a summary ------------------------------------------------------
+
+def test_a_hub_init_is_identified_by_the_revision_it_resolves_to(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    from medvqa_rl.bookkeeping.provenance import init_identity
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    cfg = _cfg("model_init.path=Qwen/Qwen2-VL-2B-Instruct")
+    digest, source = init_identity(cfg, "Qwen/Qwen2-VL-2B-Instruct")
+    assert "not resolved" in source  # not downloaded yet: the revision asked for stands in
+    repo = tmp_path / "models--Qwen--Qwen2-VL-2B-Instruct"
+    for sha in ("a" * 40, "b" * 40):
+        (repo / "snapshots" / sha).mkdir(parents=True)
+        (repo / "snapshots" / sha / "config.json").write_text("{}")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("a" * 40)
+    first, source = init_identity(cfg, "Qwen/Qwen2-VL-2B-Instruct")
+    assert source == f"hub Qwen/Qwen2-VL-2B-Instruct@{'a' * 40}" and first != digest
+    (repo / "refs" / "main").write_text("b" * 40)  # the branch moved on: another init
+    assert init_identity(cfg, "Qwen/Qwen2-VL-2B-Instruct")[0] != first
+    pinned = _cfg("model_init.path=Qwen/Qwen2-VL-2B-Instruct", f"model_init.revision={'a' * 40}")
+    assert init_identity(pinned, "Qwen/Qwen2-VL-2B-Instruct")[0] == first
+
+
+def test_offline_wandb_runs_without_a_summary_or_exit_are_listed_never_averaged():
+    from analysis.records import scan_wandb_runs
+    from analysis.wandb_offline import OfflineRun
+
+    finished, killed, failed = (OfflineRun(id=i, name=f"runs/{i}") for i in ("a", "b", "c"))
+    for run, seed in ((finished, 0), (killed, 1), (failed, 2)):
+        run.add({"type": "run", "run": {"run_group": "bias-v1", "job_type": "grpo", "config": {"update": {
+            "seed": seed, "sweep": {"name": "bias", "version": 1}, "factor/bias": "grpo", "_wandb": {}}}}})
+    finished.add({"type": "summary", "summary": {"update": {"test/accuracy": 40.0, "_runtime": 3}}})
+    finished.add({"type": "exit", "exit": {"exit_code": 0}})
+    failed.add({"type": "summary", "summary": {"update": {"test/accuracy": 99.0, "failure/status": "failed",
+                                                          "failure/message": "OOM"}}})
+    failed.add({"type": "exit", "exit": {"exit_code": 1}})
+
+    class Api:
+        def runs(self, path, filters=None):
+            return [finished, killed, failed]
+
+    records = scan_wandb_runs("offline", api=Api())
+    assert records.runs["test/accuracy"].tolist() == [40.0] and records.runs["sweep_version"].tolist() == [1]
+    assert dict(zip(records.excluded["run"], records.excluded["status"])) == {"runs/b": "running",
+                                                                             "runs/c": "failed"}
