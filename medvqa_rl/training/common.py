@@ -45,7 +45,8 @@ def common_args(cfg: DictConfig, output_dir: str, report_to: str) -> dict:
         per_device_train_batch_size=method.per_device_train_batch_size,
         gradient_accumulation_steps=method.gradient_accumulation_steps,
         bf16=method.bf16,  # TRL defaults to bf16, which CPUs lack: always explicit
-        gradient_checkpointing=method.gradient_checkpointing,
+        # transformers 5.23+'s name; the old gradient_checkpointing warns (and TRL defaults it to True)
+        activation_checkpointing=method.gradient_checkpointing,
         logging_steps=method.logging_steps,
         # Checkpoints (weights, optimizer, scheduler, RNG, step) that a rerun resumes from (medvqa_rl/bookkeeping/checkpoints.py).
         save_strategy="no" if method.save_steps is None else "steps",

@@ -1,0 +1,37 @@
+"""A default run prints no warning caused by our own calls (processor kwargs, deprecated argument names), with
+every Python warning shown (PYTHONWARNINGS=always). A new warning fails this test until it is fixed or, when
+a library raises it on its own, listed below with where it comes from."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from .conftest import ONE_STEP_RUN, cli
+
+# Warnings that libraries raise on their own, whatever we pass.
+NOT_OURS = {
+    # TRL 1.16's unwrap_model_for_generation reads the deprecated model property (trl/models/utils.py).
+    "trl": re.compile(r"`is_gradient_checkpointing` is deprecated"),
+    # transformers' Trainer pins dataloader memory by default, which torch declines on a machine without a GPU.
+    "torch": re.compile(r"'pin_memory' argument is set as true but no accelerator is found"),
+}
+# A Python warning ("file:line: FutureWarning: ..."), a transformers logger warning ("[transformers] ..."), or a
+# logged WARNING in Hydra's job log format ("[time][logger][WARNING] - ...").
+WARNING_LINE = re.compile(r"\w+Warning: |^\[transformers\] |\]\[WARNING\] - ")
+
+
+def test_a_default_run_prints_no_warning_of_ours(tmp_path):
+    done = cli([*ONE_STEP_RUN, f"hydra.run.dir={tmp_path / 'run'}", f"cache_dir={tmp_path / 'cache'}",
+                "eval.progress=false"], cwd=tmp_path, env={"PYTHONWARNINGS": "always"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = (done.stdout + done.stderr).splitlines()
+    warnings = [line for line in lines if WARNING_LINE.search(line)]
+    ours = [line for line in warnings if not any(pattern.search(line) for pattern in NOT_OURS.values())]
+    assert ours == []
+    # The evaluation's decoder is recorded with the run.
+    record = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert {key: value for key, value in record.items() if key.startswith("eval/generation/")} == {
+        "eval/generation/do_sample": False, "eval/generation/num_beams": 1,
+        "eval/generation/repetition_penalty": 1.0, "eval/generation/no_repeat_ngram_size": 0}
+    assert record["eval/max_new_tokens"] == 8
