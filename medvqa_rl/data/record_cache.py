@@ -6,7 +6,8 @@ test; images encoded) saved with save_to_disk, and `skipped.json`, the skipped-r
 as data/skipped/*. The digest covers what makes the records:
 - the resolved dataset config (path, revision, files/splits, sizes, seed, on_bad_row, max_image_side,
   questions, ...; `cache` itself aside);
-- LOADER_VERSION, bumped whenever the conversion of rows into records changes;
+- LOADER_VERSION, bumped whenever the conversion of rows into records changes, and a digest of the data
+  package's source (a loader change that forgot the bump still misses the cache);
 - the source files: relative path, size and modification time (ns) of every file under the dataset
   root. Stat only, no reading: a rewritten or touched file misses the cache, at one stat per file (the
   whole root, because the loaders read split files, an image archive, an image folder or images at the
@@ -38,9 +39,13 @@ SKIPPED_FILE = "skipped.json"
 
 
 def cache_digest(dataset_cfg: dict, root: Path) -> str:
-    """Digest of the resolved dataset config (without `cache`), LOADER_VERSION and the source files' stats."""
+    """Digest of the resolved dataset config (without `cache`), LOADER_VERSION, the loaders' source and the source
+    files' stats."""
+    from medvqa_rl.bookkeeping.provenance import source_digest
+
     settings = {key: value for key, value in dataset_cfg.items() if key != "cache"}
-    payload = json.dumps([LOADER_VERSION, settings, source_fingerprint(root)], sort_keys=True, default=str)
+    payload = json.dumps([LOADER_VERSION, source_digest("data"), settings, source_fingerprint(root)], sort_keys=True,
+                         default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
