@@ -1,4 +1,5 @@
-"""Format reward: does the completion follow `<think>...</think><answer>...</answer>`?"""
+"""Format reward: is the completion well-formed (one non-blank `<think>` block, then one non-blank `<answer>`
+block, nothing but whitespace around them; completion_parsing.well_formed)?"""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from medvqa_rl.rewards.completion_parsing import completion_text, is_well_formed
 
 
 class FormatReward:
-    """TRL reward function; returns 1.0 per well-formed completion, else 0.0.
+    """TRL reward function; returns 1.0 per well-formed completion, else 0.0 (whitespace-only blocks included).
 
     TRL logs it as `rewards/format/mean`. Stateless so it pickles for multiprocessing.
     """
