@@ -1,9 +1,9 @@
 """How much the embedded default learns, over seeds and tiny-model builds: the numbers the README quotes.
 
 Runs `python -m medvqa_rl seed=S [family.build.seed=B]` for every seed S and build B, each in its own run
-folder, and prints (and writes to --out) init vs trained greedy test accuracy, the gain, and wall time,
-then the mean and range of the gain per build. Build "shipped" is the checkpoint shipped with the package;
-a number B builds the tiny base and instruct afresh from the recipe with family.build.seed=B (cached in
+folder, and prints (and writes to --out) init vs trained greedy test accuracy, the gain, the format rate
+before and after, and wall time, then the mean and range of the gain per build. Build "shipped" is the
+checkpoint shipped with the package; a number B builds the tiny base and instruct afresh from the recipe with family.build.seed=B (cached in
 --cache, so its first run includes the build time).
 
 Usage: python benchmarks/default_gain.py --seeds 0 1 2 --builds shipped 1 --jobs 2 --out results/default_gain
@@ -35,7 +35,9 @@ def one_run(seed: int, build: str, args) -> dict:
         raise RuntimeError(f"seed {seed}, build {build} failed:\n{done.stderr[-3000:]}")
     metrics = json.loads((run_dir / "metrics.json").read_text())
     init, final = metrics["init/test/accuracy"], metrics["test/accuracy"]
+    # Accuracy counts only well-formed completions (docs/metrics.md#format), so the format rate bounds it.
     return {"build": build, "seed": seed, "init_accuracy": init, "accuracy": final, "gain": final - init,
+            "init_format": metrics["init/test/format_rate"], "format": metrics["test/format_rate"],
             "wall_s": round(wall)}
 
 
@@ -57,8 +59,8 @@ def main() -> None:
     runs = pd.DataFrame(rows).round(1)
     summary = runs.groupby("build", sort=False)["gain"].agg(["mean", "min", "max", "count"]).round(1)
     text = (f"Embedded default, `python -m medvqa_rl seed=S` ({' '.join(args.overrides) or 'no other overrides'}); "
-            f"greedy accuracy on the 1,000 synthetic test questions, percent. {args.jobs} run(s) at once with "
-            f"{args.threads} torch thread(s) each: wall_s is one run's wall time under that load, not a lone run's "
+            f"greedy accuracy and format rate on the 1,000 synthetic test questions, percent. {args.jobs} run(s) at once "
+            f"with {args.threads} torch thread(s) each: wall_s is one run's wall time under that load, not a lone run's "
             f"(a fresh build's first run includes the build unless it was cached in {args.cache}).\n\n"
             f"{runs.to_markdown(index=False)}\n\n"
             f"Gain per build (points):\n\n{summary.to_markdown()}\n")
