@@ -26,6 +26,7 @@ from medvqa_rl.judges.selection import judge_backend
 
 log = logging.getLogger(__name__)
 DEFAULT_HOST = "https://api.wandb.ai"
+_UNREACHABLE: set[str] = set()  # W&B hosts this process could not reach
 
 
 def factor_choices(cfg: DictConfig) -> dict[str, str]:
@@ -88,15 +89,17 @@ def start_wandb(cfg: DictConfig, run_dir: str, run_id: str | None = None, config
         resume="allow" if run_id else None,
         reinit="finish_previous",
     )
-    if cfg.wandb.mode != "online":
-        return wandb.init(mode=cfg.wandb.mode, **settings)
+    host = os.environ.get("WANDB_BASE_URL", DEFAULT_HOST)
+    if cfg.wandb.mode != "online" or host in _UNREACHABLE:
+        return wandb.init(mode="offline" if cfg.wandb.mode == "online" else cfg.wandb.mode, **settings)
     try:
         return wandb.init(mode="online", settings=wandb.Settings(init_timeout=cfg.wandb.init_timeout), **settings)
     except wandb.errors.Error as error:
-        host = os.environ.get("WANDB_BASE_URL", DEFAULT_HOST)
+        _UNREACHABLE.add(host)  # later runs of this process (a failure record, the next grid point) go offline at once
         log.warning("W&B server %s not reachable within wandb.init_timeout=%ss (%s); logging offline to %s/wandb/ "
                     "instead: upload with `wandb sync %s/wandb/offline-run-*`", host, cfg.wandb.init_timeout,
                     str(error).splitlines()[0], run_dir, run_dir)
+        wandb.teardown()  # the failed attempt still holds the run id in wandb's service
         return wandb.init(mode="offline", **settings)
 
 

@@ -219,19 +219,25 @@ def test_online_without_a_key_stops_before_anything_loads(tmp_path, monkeypatch)
 
 
 def test_an_unreachable_server_leaves_the_run_logging_offline(tmp_path, monkeypatch, caplog):
-    from medvqa_rl.tracking import start_wandb
+    from medvqa_rl import tracking
 
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
     monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{_closed_port()}")
+    monkeypatch.setattr(tracking, "_UNREACHABLE", set())
     cfg = compose_config(["wandb.mode=online", "wandb.init_timeout=2"])
     started = time.time()
-    run = start_wandb(cfg, str(tmp_path))
+    run = tracking.start_wandb(cfg, str(tmp_path), "a-fixed-run-id")  # a run dir's own id, as run() passes it
     try:
-        assert run.settings.mode == "offline" and time.time() - started < 60
+        assert run.settings.mode == "offline" and run.id == "a-fixed-run-id" and time.time() - started < 60
         assert "logging offline" in caplog.text and f"wandb sync {tmp_path}/wandb/offline-run-*" in caplog.text
     finally:
         run.finish()
     assert list((tmp_path / "wandb").glob("offline-run-*"))
+    # Later W&B runs of the process (a failure record, the next grid point) go offline without waiting again.
+    caplog.clear()
+    started = time.time()
+    tracking.start_wandb(cfg, str(tmp_path / "next")).finish()
+    assert time.time() - started < 10 and "not reachable" not in caplog.text
 
 
 def test_a_wandb_failure_at_finish_is_a_warning(caplog):
