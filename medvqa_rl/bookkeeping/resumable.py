@@ -86,9 +86,16 @@ def resumable_run(run_fn, cfg: DictConfig, run_dir: str | Path) -> dict:
     The exception is re-raised: Hydra's launchers record it, run the rest of the grid, and exit non-zero.
     """
     run_dir = Path(run_dir)
-    check_config(cfg)  # a bad value fails before the provenance reads the init and the data
     state = process_state()
-    provenance = run_provenance(cfg, state.num_processes)
+    try:
+        check_config(cfg)  # a bad value fails before the provenance reads the init and the data
+        provenance = run_provenance(cfg, state.num_processes)
+    except BaseException as error:  # nothing loaded yet; the W&B mark only where W&B itself is not the problem
+        if state.is_main_process:
+            failure = write_failure(run_dir, error, config_fingerprint(cfg))
+            if not str(error).startswith("wandb."):
+                record_failure_in_wandb(cfg, run_dir, failure)
+        raise
     done = finished_record(run_dir)
     if done is not None:
         differ = differences(done, provenance, REUSE_PARTS)
