@@ -99,13 +99,14 @@ def resumable_run(run_fn, cfg: DictConfig, run_dir: str | Path) -> dict:
     done = finished_record(run_dir)
     if done is not None:
         differ = differences(done, provenance, REUSE_PARTS)
+        say = log.info if state.is_main_process else log.debug  # every process decides, one says it
         if not differ:
             other = differences(done, provenance, ("code", "versions"))
-            log.info("skipped: %s already holds a finished run of this config, init, data and process count%s",
-                     run_dir, f" (kept although its {'; '.join(other)} differ)" if other else "")
+            say("skipped: %s already holds a finished run of this config, init, data and process count%s",
+                run_dir, f" (kept although its {'; '.join(other)} differ)" if other else "")
             return done
-        log.info("not skipped: the finished run in %s differs in %s; it is set aside and run again", run_dir,
-                 "; ".join(differ))
+        say("not skipped: the finished run in %s differs in %s; it is set aside and run again", run_dir,
+            "; ".join(differ))
     key = reuse_key(provenance)
     resume_from = resumable_checkpoint(run_dir, key)  # read by every process before anything moves
     twin = None if resume_from else finished_twin(cfg, run_dir, provenance)
