@@ -13,6 +13,14 @@ Disjointness: records of different splits come from different seed streams, so
 lesion jitter, slot choice and the full-frame pixel noise differ; an identical
 image between train and test would need 64*64 noise draws to coincide.
 tests/test_synthetic.py checks this for n=200 per split.
+
+Shift (out-of-distribution test set, dataset=synthetic_ood): `shift="scanner"` renders
+the same records (findings, questions, options, answers, layout, noise) as if
+acquired by another scanner (SHIFTS): softer optics, a brighter intensity curve
+and more noise. Its extra random draws come after all others,
+so a shifted split holds exactly the questions of the unshifted one, and an
+unshifted image is the same as before shifts existed. No stage of the tiny
+models' build sees a shifted image.
 """
 from __future__ import annotations
 
@@ -28,7 +36,14 @@ CHOICES = {  # canonical option order per question type
     "count": ("1", "2", "3", "4"),
     "size": ("small", "medium", "large", "very large"),
 }
+# The dataset options (conf/dataset/<name>.yaml, dataset.name) this generator makes.
+DATASETS = ("synthetic", "synthetic_ood")
 OPTION_ORDERS = ("fixed", "shuffled")
+# Acquisition shifts (render_image's `shift`): another scanner's optics, transfer curve and noise, applied to the
+# rendered scan in [0, 1] (geometry untouched, so every finding stays in the image and every answer the same).
+# blur: Gaussian sigma in px at 64 px (softer optics); gamma: the intensity curve (< 1 lifts the mid-tones, so the
+# bodies come closer to the lesions' brightness); noise: std of sensor noise added on top of the usual 0.025.
+SHIFTS = {"scanner": {"blur": 0.5, "gamma": 0.7, "noise": 0.05}}
 LABELS = "ABCD"
 
 # Lesion radius in px at 64x64. Areas ~13/28/44/64 px so sizes differ clearly
@@ -104,6 +119,11 @@ def _sample_findings(rng: np.random.Generator) -> dict:
     }
 
 
+def is_synthetic(dataset_cfg) -> bool:
+    """Whether a dataset config is this generator's (its images carry ground-truth findings, for the rule judge)."""
+    return dataset_cfg.get("name") in DATASETS
+
+
 # ---------------------------------------------------------------- rendering --
 
 def _disc(yy, xx, cy, cx, r):
@@ -161,11 +181,32 @@ def _body(modality: str, yy, xx, s: float, rng: np.random.Generator) -> np.ndarr
     raise ValueError(f"unknown modality {modality!r}")
 
 
-def render_image(findings: dict, rng: np.random.Generator, image_size: int = 64) -> Image.Image:
-    """Render a grayscale scan (copied to RGB) for `findings`.
+def _gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
+    """Separable Gaussian blur (kernel radius 3 sigma, edges reflected)."""
+    radius = max(1, int(np.ceil(3 * sigma)))
+    x = np.arange(-radius, radius + 1)
+    kernel = np.exp(-0.5 * (x / sigma) ** 2)
+    kernel /= kernel.sum()
+    padded = np.pad(img, radius, mode="reflect")
+    rows = np.apply_along_axis(lambda r: np.convolve(r, kernel, mode="valid"), 1, padded)
+    return np.apply_along_axis(lambda c: np.convolve(c, kernel, mode="valid"), 0, rows)
+
+
+def _acquire(img: np.ndarray, shift: str, rng: np.random.Generator, k: float) -> np.ndarray:
+    """The scan `img` (float, ~[0, 1]) as the scanner SHIFTS[shift] records it; draws its noise last."""
+    spec = SHIFTS[shift]
+    img = _gaussian_blur(np.clip(img, 0.0, 1.0), spec["blur"] * k) ** spec["gamma"]
+    return img + rng.normal(0.0, spec["noise"], img.shape)
+
+
+def render_image(findings: dict, rng: np.random.Generator, image_size: int = 64,
+                 shift: str | None = None) -> Image.Image:
+    """Render a grayscale scan (copied to RGB) for `findings`; `shift` (a key of SHIFTS) renders it as
+    another scanner acquires it.
 
     The rng draws happen in the same order regardless of findings, so two renders
-    with equally-seeded generators differ only where the findings differ.
+    with equally-seeded generators differ only where the findings differ; a shift's
+    draws come after all of them.
     """
     s = float(image_size)
     k = s / 64  # all geometry is designed at 64 px and scaled
@@ -181,20 +222,22 @@ def render_image(findings: dict, rng: np.random.Generator, image_size: int = 64)
     slots = rng.permutation(4)[: findings["count"]]
     # Whole-cluster outward jitter; smaller lesions get more room so the largest
     # clusters still end inside the round body outlines.
-    shift = rng.uniform(0, 1, size=2) * (5.0 * k - r)
+    outward = rng.uniform(0, 1, size=2) * (5.0 * k - r)
     jitter = rng.uniform(-0.5 * k, 0.5 * k, size=(4, 2))
     left = findings["location"].startswith("left")
     upper = findings["location"].endswith("upper")
     for i, slot in enumerate(slots):
         # step 0 = slot nearest the centre, 1 = one slot further out
         steps = np.array([slot // 2, slot % 2])
-        off = 2 * k + r + shift + steps * (2 * r + 2 * k) + jitter[i]  # distance from centre line
+        off = 2 * k + r + outward + steps * (2 * r + 2 * k) + jitter[i]  # distance from centre line
         cy = s / 2 - off[0] if upper else s / 2 + off[0]
         cx = s / 2 - off[1] if left else s / 2 + off[1]
         m = _disc(yy, xx, cy, cx, r)
         img = img * (1 - m) + LESION_INTENSITY * m
 
     img = img + rng.normal(0.0, 0.025, yy.shape)  # mild sensor noise
+    if shift is not None:
+        img = _acquire(img, shift, rng, k)
     gray = (np.clip(img, 0.0, 1.0) * 255).round().astype(np.uint8)
     return Image.fromarray(np.stack([gray] * 3, axis=-1))  # HxWx3 uint8 -> RGB (mode= kwarg is deprecated)
 
@@ -202,13 +245,16 @@ def render_image(findings: dict, rng: np.random.Generator, image_size: int = 64)
 # -------------------------------------------------------------------- split --
 
 def make_split(split: str, n: int, seed: int, image_size: int = 64,
-               option_order: str = "fixed", first: int = 0) -> list[dict]:
+               option_order: str = "fixed", first: int = 0, shift: str | None = None) -> list[dict]:
     """Build `n` records for `split` ("train", "test", or any other name), or only its records from index
-    `first` on: each index is drawn on its own, so they equal the same records of the whole split."""
+    `first` on: each index is drawn on its own, so they equal the same records of the whole split. shift:
+    a key of SHIFTS (the same records, their images acquired by another scanner) or None."""
     if n <= 0:
         raise ValueError(f"dataset size must be positive, got {n}")
     if option_order not in OPTION_ORDERS:
         raise ValueError(f"option_order must be one of {OPTION_ORDERS}, got {option_order!r}")
+    if shift is not None and shift not in SHIFTS:
+        raise ValueError(f"shift must be one of {tuple(SHIFTS)} or null, got {shift!r}")
     split_key = zlib.crc32(split.encode())
     records = []
     for i in range(first, n):
@@ -220,7 +266,7 @@ def make_split(split: str, n: int, seed: int, image_size: int = 64,
         perm = rng.permutation(4)
         options = list(CHOICES[qtype]) if option_order == "fixed" else [CHOICES[qtype][j] for j in perm]
         answer_text = str(findings[qtype])
-        image = render_image(findings, rng, image_size)
+        image = render_image(findings, rng, image_size, shift)
         records.append({
             "id": f"synthetic-{split}-{i:06d}",
             "image": image,
