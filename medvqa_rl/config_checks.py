@@ -12,11 +12,14 @@ from omegaconf import DictConfig
 from trl import GRPOConfig
 
 from medvqa_rl.data.questions import QUESTION_MODES
+from medvqa_rl.data.splits import LOADERS
+from medvqa_rl.data.synthetic import DATASETS, SHIFTS, is_synthetic
+from medvqa_rl.data.test_sets import name_problem
 from medvqa_rl.data.validation import ON_BAD_ROW
 from medvqa_rl.judges.base import ON_FAILURE
 from medvqa_rl.judges.selection import judge_backend
-from medvqa_rl.models.loading import ATTENTION, DTYPES
-from medvqa_rl.training import TRAINERS
+from medvqa_rl.models.loading import ADAPTER_CONFIG, ATTENTION, DTYPES, adapter_base
+from medvqa_rl.training import NO_TRAINING, TRAINERS
 
 
 GRPO_CONFIG_FIELDS = frozenset(field.name for field in dataclasses.fields(GRPOConfig))
@@ -28,14 +31,8 @@ class ConfigError(ValueError):
 
 def check_config(cfg: DictConfig) -> None:
     """Raises ConfigError naming the first offending key."""
-    for key in ("train_size", "test_size"):
-        value = cfg.dataset.get(key)
-        if value is not None and value <= 0:
-            raise ConfigError(f"dataset.{key} must be a positive number of examples, got {value}")
-    for key, allowed in (("on_bad_row", ON_BAD_ROW), ("questions", QUESTION_MODES)):  # real datasets only
-        value = cfg.dataset.get(key)
-        if value is not None and value not in allowed:
-            raise ConfigError(f"dataset.{key} must be one of {allowed}, got {value!r}")
+    _check_dataset(cfg.dataset, "dataset")
+    _check_test_sets(cfg)
     _check_method(cfg)
     _check_model_init(cfg)
     _check_length_rewards(cfg)
@@ -44,6 +41,42 @@ def check_config(cfg: DictConfig) -> None:
     if cfg.eval.judge_score and cfg.eval.get("judge") is not None:
         _check_judge(cfg, cfg.eval.judge, "eval.judge")
     _check_wandb(cfg)
+
+
+def _check_dataset(dataset: DictConfig, key: str) -> None:
+    """A dataset config (the run's, or a test set's at `key`): a known loader and valid settings."""
+    if not is_synthetic(dataset) and dataset.get("name") not in LOADERS:
+        raise ConfigError(f"{key}.name must be one of {(*DATASETS, *LOADERS)}, got {dataset.get('name')!r}")
+    for name in ("train_size", "test_size"):
+        value = dataset.get(name)
+        if value is not None and value <= 0:
+            raise ConfigError(f"{key}.{name} must be a positive number of examples, got {value}")
+    for name, allowed in (("on_bad_row", ON_BAD_ROW), ("questions", QUESTION_MODES)):  # real datasets only
+        value = dataset.get(name)
+        if value is not None and value not in allowed:
+            raise ConfigError(f"{key}.{name} must be one of {allowed}, got {value!r}")
+    shift = dataset.get("shift")  # synthetic only
+    if shift is not None and shift not in SHIFTS:
+        raise ConfigError(f"{key}.shift must be null or one of {tuple(SHIFTS)}, got {shift!r}")
+
+
+def _check_test_sets(cfg: DictConfig) -> None:
+    """eval.test_sets: <name>: <dataset config>, each name usable in metric keys (the names are the mapping's keys:
+    two sets of one name cannot be composed, Hydra stops at the second)."""
+    test_sets = cfg.eval.get("test_sets")
+    if test_sets is None:
+        return
+    if not isinstance(test_sets, DictConfig):
+        raise ConfigError(f"eval.test_sets must map names to dataset configs (test_sets=<option>, or "
+                          f"+dataset@eval.test_sets.<name>=<dataset option>), got {test_sets!r}")
+    for name, dataset in test_sets.items():
+        problem = name_problem(str(name))
+        if problem is not None:
+            raise ConfigError(f"eval.test_sets.{name}: {problem}")
+        if not isinstance(dataset, DictConfig):
+            raise ConfigError(f"eval.test_sets.{name} must be a dataset config "
+                              f"(+dataset@eval.test_sets.{name}=<dataset option>), got {dataset!r}")
+        _check_dataset(dataset, f"eval.test_sets.{name}")
 
 
 def _check_wandb(cfg: DictConfig) -> None:
@@ -60,8 +93,10 @@ def _check_wandb(cfg: DictConfig) -> None:
 
 def _check_method(cfg: DictConfig) -> None:
     method = cfg.method
+    if method.trainer == NO_TRAINING:  # the evaluation-only run: no budget, nothing to train
+        return
     if method.trainer not in TRAINERS:
-        raise ConfigError(f"method.trainer must be one of {TRAINERS}, got {method.trainer!r}")
+        raise ConfigError(f"method.trainer must be one of {(*TRAINERS, NO_TRAINING)}, got {method.trainer!r}")
     if method.max_steps <= 0:
         raise ConfigError(f"method.max_steps must be positive, got {method.max_steps}")
     examples = cfg.budget.examples
@@ -122,6 +157,26 @@ def _check_model_init(cfg: DictConfig) -> None:
         )
     if path is not None and _looks_local(path) and not Path(path).expanduser().is_dir():
         raise ConfigError(f"model_init.path={path!r} does not exist (give a local checkpoint directory or a hub id)")
+    _check_adapters(path, load.get("adapter_base"))
+
+
+def _check_adapters(path: str | None, override: str | None) -> None:
+    """A folder of LoRA adapters (adapter_config.json) needs the checkpoint they apply to."""
+    try:
+        base = adapter_base(path, override)
+    except (ValueError, OSError) as error:
+        raise ConfigError(f"model_init.path={path!r}: its {ADAPTER_CONFIG} cannot be read ({error})") from None
+    if base is None:
+        if override is not None:
+            raise ConfigError(f"model_init.adapter_base={override!r} is set, but model_init.path={path!r} holds no "
+                              f"LoRA adapters ({ADAPTER_CONFIG}); leave it null")
+        return
+    if not base:
+        raise ConfigError(f"model_init.path={path!r} holds LoRA adapters whose {ADAPTER_CONFIG} names no base "
+                          "checkpoint: set model_init.adapter_base=<the checkpoint they were trained on>")
+    if _looks_local(base) and not Path(base).expanduser().is_dir():
+        raise ConfigError(f"model_init.path={path!r} holds LoRA adapters for {base!r}, which does not exist here: "
+                          "set model_init.adapter_base=<that checkpoint's folder or hub id>")
 
 
 def _check_length_rewards(cfg: DictConfig) -> None:
@@ -146,7 +201,7 @@ def _check_judge(cfg: DictConfig, judge: DictConfig, key: str) -> None:
     if judge.get("on_failure") not in ON_FAILURE:
         raise ConfigError(f"{key}.on_failure must be one of {ON_FAILURE}, got {judge.get('on_failure')!r}")
     backend = get_class(judge._target_).backend
-    if backend == "rule" and cfg.dataset.name != "synthetic":
+    if backend == "rule" and not is_synthetic(cfg.dataset):
         raise ConfigError(f"{key}: the rule judge checks findings against the image's ground truth, which only "
                           f"dataset=synthetic has (dataset={cfg.dataset.name}); use an hf or openai judge")
     key_env = judge.get("api_key_env")

@@ -1,4 +1,5 @@
-"""One run: data, model, trainer, train (or resume), evaluate, record, keep the trained model."""
+"""One run: data, model, trainer, train (or resume), evaluate, record, keep the trained model. method=none is the
+evaluation-only run: data, model, evaluate, record."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from transformers import set_seed
 
 from medvqa_rl.bookkeeping.checkpoints import checkpoint_step, mark_trainer_dir, remove_checkpoints, trainer_dir
 from medvqa_rl.config_checks import check_config
-from medvqa_rl.data.splits import load_splits
+from medvqa_rl.data.synthetic import is_synthetic
+from medvqa_rl.data.test_sets import TestSet, load_run_data
 from medvqa_rl.distributed import process_state
 from medvqa_rl.evaluation import ReasoningSimilarity, evaluate
 from medvqa_rl.evaluation.init_cache import init_eval_key, read_cached_init_eval, write_cached_init_eval
@@ -29,7 +31,7 @@ from medvqa_rl.bookkeeping.run_record import (
     write_resolved_config,
 )
 from medvqa_rl.tracking import factor_choices, finish_safely, predictions_table, start_wandb, wandb_run_id
-from medvqa_rl.training import build_trainer
+from medvqa_rl.training import NO_TRAINING, build_trainer
 from medvqa_rl.training.common import examples_per_step, warn_if_updates_round_away
 from medvqa_rl.training.grpo import reward_functions
 from medvqa_rl.training.preemption import PreemptionCallback, preemptible
@@ -42,7 +44,9 @@ def run(cfg: DictConfig, run_dir: str | Path, resume_from: str | Path | None = N
         provenance: dict | None = None) -> dict:
     """Trains and evaluates one configuration; writes metrics.json and predictions under run_dir.
 
-    Returns the flat metrics: test/* after training and init/test/* before it (rates in percent 0-100).
+    Returns the flat metrics: test/* after training and init/test/* before it (rates in percent 0-100), on the
+    dataset's test split and, as test/<name>/*, on each of eval.test_sets (medvqa_rl/data/test_sets.py).
+    method=none trains nothing: the init checkpoint's evaluation is the record (test/* = init/test/*).
     With resume_from (a checkpoint of this config, medvqa_rl/bookkeeping/resumable.py), training continues from it
     and the init evaluation already recorded is reused; otherwise an init evaluation cached for the same
     init and settings is (medvqa_rl/evaluation/init_cache.py). Under `accelerate launch` / torchrun every
@@ -58,13 +62,17 @@ def run(cfg: DictConfig, run_dir: str | Path, resume_from: str | Path | None = N
     set_seed(cfg.seed)
     state = process_state()
 
+    training = cfg.method.trainer != NO_TRAINING
     skipped = Counter()
-    train_records, test_records = load_splits(cfg.dataset, skipped, cfg.cache_dir)
+    # Every test set is validated before the model loads: a bad row or an empty set fails in seconds.
+    train_records, test_sets = load_run_data(cfg, training, skipped)
+    test_records = test_sets[0].records  # the in-domain test split
     model, processor, checkpoint = load_init(cfg)
     provenance = dict(provenance or run_provenance(cfg, state.num_processes, checkpoint))
     provenance[PREFIX + "init"], provenance[PREFIX + "init/source"] = init_identity(cfg, checkpoint)
     fingerprint, key = provenance[PREFIX + "config"], reuse_key(provenance)
-    warn_if_updates_round_away(cfg)
+    if training:
+        warn_if_updates_round_away(cfg)
     # Rewards and judge before the init eval: a judge that cannot start should fail the run early.
     rewards = reward_functions(cfg, processor.tokenizer) if cfg.method.trainer == "grpo" else []
     main_process = state.is_main_process
@@ -74,51 +82,64 @@ def run(cfg: DictConfig, run_dir: str | Path, resume_from: str | Path | None = N
     similarity = (ReasoningSimilarity(cfg.eval.similarity_model, cfg.eval.similarity_device)
                   if main_process and cfg.eval.similarity_model else None)
 
-    def evaluate_test(policy) -> tuple[dict, list[dict]] | tuple[None, None]:  # every process takes a share
-        return evaluate(policy, processor, test_records, batch_size=cfg.eval.batch_size,
-                        max_new_tokens=cfg.eval.max_new_tokens, similarity=similarity, judge=judge,
+    def evaluate_set(policy, test_set: TestSet) -> tuple[dict, list[dict]] | tuple[None, None]:
+        """One test set's metrics and predictions (main process); every process takes a share."""
+        return evaluate(policy, processor, test_set.records, batch_size=cfg.eval.batch_size,
+                        max_new_tokens=cfg.eval.max_new_tokens, similarity=similarity,
+                        judge=judge if judge_applies(judge, test_set) else None,
                         progress=cfg.eval.progress and main_process, generation=cfg.eval.generation)
 
-    init_metrics, init_cached = init_evaluation(cfg, run_dir, provenance, resume_from, test_records,
-                                                lambda: evaluate_test(model))
+    init_metrics, init_predictions, init_cached = init_evaluation(
+        cfg, run_dir, provenance, resume_from, test_sets, lambda test_set: evaluate_set(model, test_set))
     if main_process:
-        log.info("init: test accuracy %.1f%%, format %.1f%% (%s)", init_metrics["accuracy"],
-                 init_metrics["format_rate"], "reused" if init_cached else "computed")
+        for test_set in test_sets:
+            log.info("init: %s accuracy %.1f%%, format %.1f%%", test_set.label,
+                     init_metrics[test_set.prefix + "accuracy"], init_metrics[test_set.prefix + "format_rate"])
+        log.info("init evaluation %s", "reused" if init_cached else "computed")
         if wandb_run is not None and not resume_from:
             wandb_run.log({f"init/test/{k}": v for k, v in init_metrics.items()}, step=0)
-        mark_trainer_dir(run_dir, key)
+        if training:
+            mark_trainer_dir(run_dir, key)
 
-    set_seed(cfg.seed)
-    trainer = build_trainer(cfg, model, processor, rewards, train_records, str(trainer_dir(run_dir)),
-                            report_to="wandb" if wandb_run is not None else "none")
-    state.wait_for_everyone()
-    preemption = PreemptionCallback()
-    trainer.add_callback(preemption)
-    if resume_from:
-        restore_checkpoint_weights(trainer, str(resume_from))
-    with preemptible(preemption):
-        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-    if cfg.save_model:  # every process: sharded (ZeRO-3, FSDP) weights are gathered for the save
-        trainer.save_model(str(run_dir / MODEL_DIR))
-    if cfg.method.push_to_hub:
-        trainer.push_to_hub()
-    metrics, predictions = evaluate_test(trainer.model)
+    if training:
+        set_seed(cfg.seed)
+        trainer = build_trainer(cfg, model, processor, rewards, train_records, str(trainer_dir(run_dir)),
+                                report_to="wandb" if wandb_run is not None else "none")
+        state.wait_for_everyone()
+        preemption = PreemptionCallback()
+        trainer.add_callback(preemption)
+        if resume_from:
+            restore_checkpoint_weights(trainer, str(resume_from))
+        with preemptible(preemption):
+            trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+        if cfg.save_model:  # every process: sharded (ZeRO-3, FSDP) weights are gathered for the save
+            trainer.save_model(str(run_dir / MODEL_DIR))
+        if cfg.method.push_to_hub:
+            trainer.push_to_hub()
+        metrics, predictions = {}, {}
+        for test_set in test_sets:
+            set_metrics, predictions[test_set.name] = evaluate_set(trainer.model, test_set)
+            metrics |= prefixed(test_set, set_metrics or {})
+        steps, history, per_step = trainer.state.global_step, trainer.state.log_history, examples_per_step(cfg.method)
+    else:  # method=none: the same model and decoder, so its init evaluation is its evaluation
+        metrics, predictions, steps, history, per_step = init_metrics, init_predictions, 0, [], 0
     if not main_process:
         return {}
 
-    if cfg.save_model:
+    if training and cfg.save_model:
         processor.save_pretrained(run_dir / MODEL_DIR)
-    log.info("trained: test accuracy %.1f%% (init %.1f%%)", metrics["accuracy"], init_metrics["accuracy"])
+    for test_set in test_sets:
+        log.info("%s: %s accuracy %.1f%% (init %.1f%%)", "trained" if training else "evaluated", test_set.label,
+                 metrics[test_set.prefix + "accuracy"], init_metrics[test_set.prefix + "accuracy"])
 
     record = {f"test/{k}": v for k, v in metrics.items()}
     record |= {f"init/test/{k}": v for k, v in init_metrics.items()}
     record |= {f"factor/{f}": choice for f, choice in factor_choices(cfg).items()}
     record |= {f"version/{k}": v for k, v in package_versions().items()}
     record |= {f"data/skipped/{key}": n for key, n in sorted(skipped.items())}
-    record |= {"seed": cfg.seed, "checkpoint": checkpoint, "train/steps": trainer.state.global_step,
-               "train/examples": trainer.state.global_step * examples_per_step(cfg.method),
+    record |= {"seed": cfg.seed, "checkpoint": checkpoint, "train/steps": steps, "train/examples": steps * per_step,
                "train/resumed_from_step": checkpoint_step(resume_from) if resume_from else 0,
-               "train/processes": state.num_processes, "train/questions_per_step": examples_per_step(cfg.method),
+               "train/processes": state.num_processes, "train/questions_per_step": per_step,
                "init/cached": init_cached, "config_fingerprint": fingerprint, "wall_time_s": time.time() - started}
     record |= provenance
     # The evaluation's decoder, as stated by our config (no checkpoint's generation_config applies).
@@ -126,37 +147,62 @@ def run(cfg: DictConfig, run_dir: str | Path, resume_from: str | Path | None = N
     record["eval/max_new_tokens"] = cfg.eval.max_new_tokens
     if judge is not None:
         record["eval/judge"] = evaluation_judge_name(cfg)
-    write_jsonl(run_dir, predictions, "predictions.jsonl")
-    write_jsonl(run_dir, trainer.state.log_history, "history.jsonl")  # every logged step, resumed ones included
+    write_predictions(run_dir, test_sets, predictions, "predictions.jsonl")
+    write_jsonl(run_dir, history, "history.jsonl")  # every logged step, resumed ones included
     write_resolved_config(run_dir, cfg)
     write_metrics(run_dir, record)  # last: it marks the run finished (bookkeeping.run_record.finished_record)
     if not cfg.keep_checkpoints:
         remove_checkpoints(run_dir)
     if wandb_run is not None:  # after the record: a W&B failure here is a warning, the run stays finished
-        finish_safely(wandb_run, record, lambda: predictions_table(predictions, test_records, rewards,
+        finish_safely(wandb_run, record, lambda: predictions_table(predictions[None], test_records, rewards,
                                                                    cfg.wandb.table_rows))
     return record
 
 
-def init_evaluation(cfg: DictConfig, run_dir: Path, provenance: dict, resume_from, test_records,
-                    compute) -> tuple[dict | None, bool]:
-    """(init metrics, reused?): this run's own record when it resumes, else the init-evaluation cache, else
-    compute() (every process evaluates its share) and record it in both. The metrics on the main process;
-    None on the others. Every process reads the same files before any is written, so all take one branch."""
+def judge_applies(judge, test_set: TestSet) -> bool:
+    """Whether the evaluation's judge can score this set: the rule judge needs the synthetic images' ground-truth
+    findings, so on a real extra test set (a synthetic run's) the set has no judge score."""
+    return judge is not None and not (getattr(judge, "backend", None) == "rule" and not is_synthetic(test_set.config))
+
+
+def prefixed(test_set: TestSet, metrics: dict) -> dict:
+    """A set's metrics under its keys' prefix: the in-domain as they are, an extra set's as <name>/<metric>."""
+    return {test_set.prefix + key: value for key, value in metrics.items()}
+
+
+def write_predictions(run_dir: Path, test_sets: list[TestSet], predictions: dict, name: str) -> None:
+    """Each set's prediction rows as `name` (predictions.jsonl, init_predictions.jsonl) in its folder (the run
+    dir; test_sets/<set>/ for an extra set)."""
+    for test_set in test_sets:
+        folder = test_set.folder(run_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_jsonl(folder, predictions[test_set.name], name)
+
+
+def init_evaluation(cfg: DictConfig, run_dir: Path, provenance: dict, resume_from, test_sets: list[TestSet],
+                    compute) -> tuple[dict | None, dict | None, bool]:
+    """(init metrics of every test set, their predictions by set name, reused?): this run's own record when it
+    resumes (no predictions: they are on disk), else per set the init-evaluation cache, else compute(test_set)
+    (every process evaluates its share), recorded in both. Metrics and predictions on the main process; None on
+    the others. Every process reads the same files before any is written, so all take one branch per set."""
     state = process_state()
-    key, own_key = init_eval_key(cfg, provenance, test_records), reuse_key(provenance)
+    own_key = reuse_key(provenance)
     own = read_init_record(run_dir, own_key) if resume_from else None
-    cached = own or read_cached_init_eval(cfg.cache_dir, key)
+    keys = [init_eval_key(cfg, provenance, s.records, s.config) for s in test_sets]
+    cached = [None] * len(test_sets) if own is not None else [read_cached_init_eval(cfg.cache_dir, k) for k in keys]
     state.wait_for_everyone()
     if own is not None:
-        return own, True
-    if cached is not None:
-        metrics, predictions = cached
+        return own, None, True
+    metrics, predictions = {}, {}
+    for test_set, key, hit in zip(test_sets, keys, cached, strict=True):
+        set_metrics, set_predictions = hit if hit is not None else compute(test_set)
         if state.is_main_process:
-            write_init_record(run_dir, own_key, metrics, predictions)
-        return metrics, True
-    metrics, predictions = compute()
-    if state.is_main_process:
-        write_init_record(run_dir, own_key, metrics, predictions)
-        write_cached_init_eval(cfg.cache_dir, key, metrics, predictions)
-    return metrics, False
+            if hit is None:
+                write_cached_init_eval(cfg.cache_dir, key, set_metrics, set_predictions)
+            metrics |= prefixed(test_set, set_metrics)
+            predictions[test_set.name] = set_predictions
+    if not state.is_main_process:
+        return None, None, False
+    write_predictions(run_dir, test_sets[1:], predictions, "init_predictions.jsonl")
+    write_init_record(run_dir, own_key, metrics, predictions[None])  # the in-domain's init_predictions.jsonl too
+    return metrics, predictions, all(hit is not None for hit in cached)

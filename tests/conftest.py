@@ -31,13 +31,14 @@ SMALL_RUN = [
     "method.num_generations=4",
     "method.logging_steps=1",
     "wandb.mode=disabled",
+    "test_sets=none",  # the in-domain split only; the extra test sets have their own tests (tests/test_test_sets.py)
 ]
 
 
 # The smallest budget that still runs every stage of a run: 1 GRPO step of 2 prompts x 4 generations.
 ONE_STEP_RUN = ["dataset.train_size=8", "dataset.test_size=4", "method.max_steps=1",
                 "method.per_device_train_batch_size=8", "method.num_generations=4", "method.max_completion_length=8",
-                "wandb.mode=disabled"]
+                "wandb.mode=disabled", "test_sets=none"]
 
 
 def cli(args: list[str], cwd: Path, env: dict | None = None, module: str = "medvqa_rl") -> subprocess.CompletedProcess:

@@ -22,8 +22,10 @@ WARNING_LINE = re.compile(r"\w+Warning: |^\[transformers\] |\]\[WARNING\] - ")
 
 
 def test_a_default_run_prints_no_warning_of_ours(tmp_path):
-    done = cli([*ONE_STEP_RUN, f"hydra.run.dir={tmp_path / 'run'}", f"cache_dir={tmp_path / 'cache'}",
-                "eval.progress=false"], cwd=tmp_path, env={"PYTHONWARNINGS": "always"})
+    # The default's out-of-distribution test set too, at 4 questions.
+    done = cli([*ONE_STEP_RUN, "test_sets=synthetic", "eval.test_sets.synthetic_ood.test_size=4",
+                f"hydra.run.dir={tmp_path / 'run'}", f"cache_dir={tmp_path / 'cache'}", "eval.progress=false"],
+               cwd=tmp_path, env={"PYTHONWARNINGS": "always"})
     assert done.returncode == 0, done.stderr[-3000:]
     lines = (done.stdout + done.stderr).splitlines()
     warnings = [line for line in lines if WARNING_LINE.search(line)]
@@ -35,3 +37,4 @@ def test_a_default_run_prints_no_warning_of_ours(tmp_path):
         "eval/generation/do_sample": False, "eval/generation/num_beams": 1,
         "eval/generation/repetition_penalty": 1.0, "eval/generation/no_repeat_ngram_size": 0}
     assert record["eval/max_new_tokens"] == 8
+    assert "test/synthetic_ood/accuracy" in record and "init/test/synthetic_ood/accuracy" in record

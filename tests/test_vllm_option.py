@@ -52,7 +52,7 @@ def test_bad_vllm_settings_fail_before_loading(overrides, key, installed, tmp_pa
     def must_not_load(*args, **kwargs):
         raise AssertionError("data or model was loaded before the config was checked")
 
-    monkeypatch.setattr(run_module, "load_splits", must_not_load)
+    monkeypatch.setattr(run_module, "load_run_data", must_not_load)
     monkeypatch.setattr(run_module, "load_init", must_not_load)
     _pretend_vllm(monkeypatch, installed)
     cfg = compose_config(overrides + ["wandb.mode=disabled", f"cache_dir={tmp_path}"])

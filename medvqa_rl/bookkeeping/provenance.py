@@ -122,6 +122,12 @@ def init_identity(cfg: DictConfig, checkpoint: str) -> tuple[str, str]:
             from medvqa_rl.models.tiny_inits import RECIPE_VERSION
 
             return _sha(["tiny", RECIPE_VERSION, digest]), f"tiny {cfg.model_init.name}, recipe {RECIPE_VERSION}, files {digest}"
+        from medvqa_rl.models.loading import adapter_base
+
+        base = adapter_base(str(path), cfg.model_init.get("adapter_base"))
+        if base:  # LoRA adapters: the numbers depend on the checkpoint they apply to as much
+            base_digest, base_source = init_identity(cfg, base)
+            return _sha(["adapters", digest, base_digest]), f"LoRA adapters {path}, files {digest}, on {base_source}"
         return digest, f"local {path}, files {digest}"
     revision = cfg.model_init.get("revision")
     resolved = hub_revision(str(checkpoint), revision)
@@ -131,7 +137,9 @@ def init_identity(cfg: DictConfig, checkpoint: str) -> tuple[str, str]:
 
 def data_identity(dataset_cfg: DictConfig) -> tuple[str, str]:
     """(digest, description) of the data the run reads; its settings are in the config part."""
-    if dataset_cfg.name == "synthetic":
+    from medvqa_rl.data.synthetic import is_synthetic
+
+    if is_synthetic(dataset_cfg):
         digest = source_digest("data/synthetic.py")
         return digest, f"synthetic generator {digest}"
     from medvqa_rl.data.record_cache import LOADER_VERSION, source_fingerprint
@@ -152,6 +160,10 @@ def run_provenance(cfg: DictConfig, processes: int, checkpoint: str | None = Non
 
     init, init_source = init_identity(cfg, checkpoint or init_checkpoint(cfg))
     data, data_source = data_identity(cfg.dataset)
+    test_sets = {name: data_identity(dataset) for name, dataset in (cfg.eval.get("test_sets") or {}).items()}
+    if test_sets:  # the extra test sets' data (eval.test_sets) change the record as much
+        data = _sha([data, {name: digest for name, (digest, _) in test_sets.items()}])
+        data_source += "".join(f"; test set {name}: {source}" for name, (_, source) in test_sets.items())
     commit, dirty = git_state()
     versions = {k: v for k, v in package_versions().items() if k != "medvqa_rl"}
     record = {"config": config_fingerprint(cfg), "init": init, "init/source": init_source, "data": data,

@@ -28,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from medvqa_rl.bookkeeping.checkpoints import TRAINER_DIR, checkpoint_step, resumable_checkpoint
 from medvqa_rl.config_checks import check_config
+from medvqa_rl.data.test_sets import FOLDER as TEST_SETS_DIR  # the extra test sets' predictions
 from medvqa_rl.distributed import process_state
 from medvqa_rl.bookkeeping.provenance import PREFIX, REUSE_PARTS, differences, reuse_key, run_provenance
 from medvqa_rl.bookkeeping.run_record import FAILURE_FILE, finished_record
@@ -42,7 +43,7 @@ PRESENTATION_KEYS = ("wandb", "cache_dir", "sweep", "eval.progress", "dataset.ca
                      "method.save_steps", "method.save_total_limit", "method.push_to_hub", "method.hub_model_id")
 # Everything a run writes into its folder besides Hydra's .hydra/ (rewritten by every attempt).
 RECORD_FILES = ("metrics.json", "predictions.jsonl", "init_predictions.jsonl", "init_metrics.json", "history.jsonl",
-                "resolved_config.yaml", "wandb_run_id.txt", "model", TRAINER_DIR, FAILURE_FILE)
+                "resolved_config.yaml", "wandb_run_id.txt", "model", TRAINER_DIR, FAILURE_FILE, TEST_SETS_DIR)
 
 
 def config_fingerprint(cfg: DictConfig) -> str:
@@ -60,6 +61,8 @@ def config_fingerprint(cfg: DictConfig) -> str:
         for key in parents:
             node = node.get(key, {})
         node.pop(leaf, None)
+    for test_set in (resolved.get("eval", {}).get("test_sets") or {}).values():  # eval.test_sets.<name>.cache, as dataset.cache
+        test_set.pop("cache", None)
     return hashlib.sha256(json.dumps(resolved, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

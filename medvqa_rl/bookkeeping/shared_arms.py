@@ -18,6 +18,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from medvqa_rl.data.test_sets import FOLDER as TEST_SETS_DIR  # the extra test sets' predictions
 from medvqa_rl.tracking import mirror_copied_run
 from medvqa_rl.bookkeeping.provenance import COPY_PARTS, PREFIX, differences
 from medvqa_rl.bookkeeping.run_record import MODEL_DIR, finished_record, write_metrics, write_resolved_config
@@ -26,7 +27,8 @@ log = logging.getLogger(__name__)
 
 # The computed record that the twin's folder holds; metrics.json is written last (it marks the run finished),
 # resolved_config.yaml is this grid point's own (its sweep name).
-COPIED = ("predictions.jsonl", "init_predictions.jsonl", "init_metrics.json", "history.jsonl", MODEL_DIR)
+COPIED = ("predictions.jsonl", "init_predictions.jsonl", "init_metrics.json", "history.jsonl", MODEL_DIR,
+          TEST_SETS_DIR)
 
 
 def finished_twin(cfg: DictConfig, run_dir: Path, provenance: dict) -> tuple[Path, dict] | None:

@@ -129,13 +129,15 @@ def read_slake_split(root: Path, file_name: str, questions: str, left_out: Count
     return candidates
 
 
-def load_splits(cfg, root: Path, skipped: Counter) -> tuple[list[dict], list[dict]]:
-    """(train, test) validated records (images encoded) of dataset=vqa_rad|path_vqa|slake under root; left-out
-    and skipped rows are counted into `skipped` as <split>/<reason>."""
+def load_splits(cfg, root: Path, skipped: Counter, splits=("train", "test")) -> list[list[dict]]:
+    """The validated records (images encoded) of each of `splits` (train, test) of dataset=vqa_rad|path_vqa|slake
+    under root, in that order; left-out and skipped rows are counted into `skipped` as <split>/<reason>."""
     parquet_images = ParquetImages()
     folder_images = ImageFiles(root, folder="imgs", archive="imgs.zip") if cfg.name == "slake" else None
-    splits = []
-    for split, source, size in (("train", cfg.train_split, cfg.train_size), ("test", cfg.test_split, cfg.test_size)):
+    sources = {"train": (cfg.train_split, cfg.train_size), "test": (cfg.test_split, cfg.test_size)}
+    loaded = []
+    for split in splits:
+        source, size = sources[split]
         left_out = Counter()
         if cfg.name == "slake":
             candidates, images = read_slake_split(root, source, cfg.questions, left_out), folder_images
@@ -146,5 +148,5 @@ def load_splits(cfg, root: Path, skipped: Counter) -> tuple[list[dict], list[dic
         log.info("%s %s: %d %s questions kept; left out %s", cfg.name, split, len(records), cfg.questions,
                  dict(left_out))
         skipped.update({f"{split}/{reason}": n for reason, n in (left_out + bad).items()})
-        splits.append(records)
-    return splits[0], splits[1]
+        loaded.append(records)
+    return loaded

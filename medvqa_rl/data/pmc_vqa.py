@@ -61,14 +61,16 @@ def _candidate(row, source: str, line: int) -> dict:
     }
 
 
-def load_splits(cfg, root: Path, skipped: Counter) -> tuple[list[dict], list[dict]]:
-    """(train, test) validated records of the dataset under root (images encoded); adds per-reason skip counts
-    (prefixed train/ or test/) to `skipped`."""
+def load_splits(cfg, root: Path, skipped: Counter, splits=("train", "test")) -> list[list[dict]]:
+    """The validated records of each of `splits` (train, test) of the dataset under root (images encoded), in
+    that order; adds per-reason skip counts (prefixed train/ or test/) to `skipped`."""
     images = ImageFiles(root, folder="images", archive="images.zip")
-    splits = []
-    for split, file_name, size in (("train", cfg.train_file, cfg.train_size), ("test", cfg.test_file, cfg.test_size)):
+    files = {"train": (cfg.train_file, cfg.train_size), "test": (cfg.test_file, cfg.test_size)}
+    loaded = []
+    for split in splits:
+        file_name, size = files[split]
         records, counts = validate(read_split(root, file_name, size, cfg.seed), images, cfg.on_bad_row,
                                    cfg.get("max_image_side"))
         skipped.update({f"{split}/{reason}": n for reason, n in counts.items()})
-        splits.append(records)
-    return splits[0], splits[1]
+        loaded.append(records)
+    return loaded

@@ -14,7 +14,8 @@ from medvqa_rl.data import closed_vqa, pmc_vqa
 from medvqa_rl.data.record_cache import cached_splits
 from medvqa_rl.data.records import Records, records_dataset
 from medvqa_rl.data.sources import resolve_root
-from medvqa_rl.data.synthetic import make_split
+from medvqa_rl.data.synthetic import is_synthetic, make_split
+from medvqa_rl.data.validation import BadRowsError
 from medvqa_rl.prompts import prompt_messages
 
 # Columns that reach the reward functions as keyword arguments.
@@ -34,9 +35,24 @@ def load_splits(dataset_cfg, skipped: Counter | None = None,
     With a cache_dir (and dataset.cache true) the processed splits and counts come from the record cache
     (medvqa_rl.data.record_cache), built on the first load.
     """
-    if dataset_cfg.name == "synthetic":
-        common = dict(seed=dataset_cfg.seed, image_size=dataset_cfg.image_size, option_order=dataset_cfg.option_order)
-        return make_split("train", dataset_cfg.train_size, **common), make_split("test", dataset_cfg.test_size, **common)
+    train, test = _load(dataset_cfg, ("train", "test"), skipped, cache_dir)
+    return train, test
+
+
+def load_test_split(dataset_cfg, skipped: Counter | None = None,
+                    cache_dir: str | Path | None = None) -> Sequence[dict]:
+    """The test records alone, as load_splits gives them (validated, cached, skips counted as "test/<reason>"):
+    for an evaluation-only run and an extra test set, whose train split is neither read nor validated."""
+    (test,) = _load(dataset_cfg, ("test",), skipped, cache_dir)
+    return test
+
+
+def _load(dataset_cfg, splits: tuple[str, ...], skipped: Counter | None, cache_dir) -> list[Sequence[dict]]:
+    if is_synthetic(dataset_cfg):
+        common = dict(seed=dataset_cfg.seed, image_size=dataset_cfg.image_size, option_order=dataset_cfg.option_order,
+                      shift=dataset_cfg.get("shift"))
+        sizes = {"train": dataset_cfg.train_size, "test": dataset_cfg.test_size}
+        return [make_split(split, sizes[split], **common) for split in splits]
     if dataset_cfg.name not in LOADERS:
         raise ValueError(f"dataset.name={dataset_cfg.name!r} has no loader yet")
     settings = OmegaConf.to_container(dataset_cfg, resolve=True)
@@ -44,16 +60,23 @@ def load_splits(dataset_cfg, skipped: Counter | None = None,
 
     def build() -> tuple[dict[str, Dataset], Counter]:
         counts = Counter()
-        train, test = LOADERS[dataset_cfg.name](dataset_cfg, root, counts)
-        return {"train": records_dataset(train), "test": records_dataset(test)}, counts
+        loaded = LOADERS[dataset_cfg.name](dataset_cfg, root, counts, splits)
+        for split, records in zip(splits, loaded, strict=True):
+            if not records:  # an error, not a row of NaNs; raised before the cache keeps anything
+                left_out = {k: n for k, n in counts.items() if k.startswith(f"{split}/")}
+                raise BadRowsError(f"{dataset_cfg.name}: the {split} split holds no question (dataset.questions="
+                                   f"{dataset_cfg.get('questions')}; left out or skipped: {left_out or 'none'})")
+        return {split: records_dataset(records) for split, records in zip(splits, loaded, strict=True)}, counts
 
     if cache_dir is not None and settings.get("cache", True):
-        splits, counts = cached_splits(settings, root, cache_dir, build)
+        # A test-only entry is its own: it holds no train split (the digest covers the splits it holds).
+        keyed = settings if splits == ("train", "test") else {**settings, "splits": list(splits)}
+        cached, counts = cached_splits(keyed, root, cache_dir, build)
     else:
-        splits, counts = build()
+        cached, counts = build()
     if skipped is not None:
         skipped.update(counts)
-    return Records(splits["train"]), Records(splits["test"])
+    return [Records(cached[split]) for split in splits]
 
 
 def findings_json(record: dict) -> str:

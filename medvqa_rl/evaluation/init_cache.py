@@ -3,10 +3,11 @@ that starts from the same init: a 24-arm grid evaluates its two init checkpoints
 
 Cached under <cache_dir>/init_eval/<key>.json (metrics and predictions). The key holds what the numbers
 depend on: the checkpoint's identity (provenance.init_identity: the SHA-256 of its files, or a hub id's
-resolved revision), how it is loaded (model_init), the resolved dataset config, the data's identity and the
-test records' ids, the evaluation config, the judge that scores it, the number of processes (shards batch
-differently), the scoring code (provenance.SCORING_SOURCES: a parser fix must not be served old metrics)
-and the library versions (generation). Any change gives another key, so it is recomputed.
+resolved revision), how it is loaded (model_init), the resolved config of the test set (the run's dataset, or
+one of eval.test_sets: each set is cached on its own), that data's identity and the test records' ids, the
+evaluation config, the judge that scores it, the number of processes (shards batch differently), the scoring
+code (provenance.SCORING_SOURCES: a parser fix must not be served old metrics) and the library versions
+(generation). Any change gives another key, so it is recomputed.
 """
 
 from __future__ import annotations
@@ -18,24 +19,29 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from medvqa_rl.judges.selection import evaluation_judge_config
-from medvqa_rl.bookkeeping.provenance import PREFIX, SCORING_SOURCES, source_digest
+from medvqa_rl.bookkeeping.provenance import PREFIX, SCORING_SOURCES, data_identity, source_digest
 from medvqa_rl.bookkeeping.run_record import package_versions, write_json
 
 CACHE_FOLDER = "init_eval"
 
 
-def init_eval_key(cfg: DictConfig, provenance: dict, test_records) -> str:
-    """provenance: the run's (medvqa_rl/bookkeeping/provenance.py); its init, data and processes parts enter the key."""
+def init_eval_key(cfg: DictConfig, provenance: dict, test_records, dataset: DictConfig | None = None,
+                  data: str | None = None) -> str:
+    """provenance: the run's (medvqa_rl/bookkeeping/provenance.py); its init and processes parts enter the key.
+    dataset: the config of the test set evaluated (default: the run's, cfg.dataset), data: its identity
+    (provenance.data_identity; computed when not given). The other test sets a run evaluates (eval.test_sets) stay
+    out: one set's evaluation is the same whatever else the run evaluates."""
     def resolved(node):
         return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
 
-    evaluation = {k: v for k, v in resolved(cfg.eval).items() if k != "progress"}
+    dataset = cfg.dataset if dataset is None else dataset
+    evaluation = {k: v for k, v in resolved(cfg.eval).items() if k not in ("progress", "test_sets")}
     judge = evaluation_judge_config(cfg)
     payload = {
         "checkpoint": provenance[PREFIX + "init"],
         "load": {k: v for k, v in resolved(cfg.model_init).items() if k not in ("name", "path")},
-        "dataset": {k: v for k, v in resolved(cfg.dataset).items() if k != "cache"},
-        "data": provenance[PREFIX + "data"],
+        "dataset": {k: v for k, v in resolved(dataset).items() if k != "cache"},
+        "data": data_identity(dataset)[0] if data is None else data,
         "scoring_code": source_digest(*SCORING_SOURCES),
         "versions": {k: v for k, v in package_versions().items() if k != "medvqa_rl"},
         "test_ids": hashlib.sha256("\n".join(str(r["id"]) for r in test_records).encode()).hexdigest(),

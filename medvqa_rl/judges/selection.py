@@ -7,6 +7,8 @@ import logging
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig
 
+from medvqa_rl.data.synthetic import is_synthetic
+
 log = logging.getLogger(__name__)
 
 
@@ -19,7 +21,7 @@ def judge_backend(cfg: DictConfig) -> str:
     if not (reward_uses_judge(cfg) or (cfg.eval.judge_score and cfg.eval.get("judge") is None)):
         return "none"
     backend = get_class(cfg.judge._target_).backend
-    if backend == "rule" and cfg.dataset.name != "synthetic" and not reward_uses_judge(cfg):
+    if backend == "rule" and not is_synthetic(cfg.dataset) and not reward_uses_judge(cfg):
         return "none"  # the rule judge needs ground-truth findings; only the optional judge score is lost
     return backend
 

@@ -9,6 +9,7 @@ from medvqa_rl.training.grpo import build_grpo_trainer
 from medvqa_rl.training.sft import build_sft_trainer
 
 TRAINERS = ("grpo", "sft", "dpo")
+NO_TRAINING = "none"  # method=none: the evaluation-only run (medvqa_rl/run.py), no trainer
 
 
 def build_trainer(cfg: DictConfig, model, processor, rewards: list, train_records: list[dict], output_dir: str,
