@@ -25,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.studies import REFERENCE_LEVELS, Study
-from analysis.tables import METRICS, judge_names, judge_note, metric_stats, seed_list, seed_means, write_table
+from analysis.tables import judge_names, judge_note, metric_columns, metric_stats, seed_list, seed_means, write_table
 
 LABELS = ("factor", "level", "reference")
 PAIRED_NOTE = "paired by seed: level − reference, mean ± 95% CI over seeds (n = paired seeds)"
@@ -37,13 +37,14 @@ _MISSING = "<none>"  # stands in for an unrecorded factor level, so that such ru
 def paired_effects(runs: pd.DataFrame, factors: tuple[str, ...],
                    reference: dict[str, str] = REFERENCE_LEVELS) -> pd.DataFrame:
     """A row per (factor, level other than the reference): factor, level, reference, n (paired seeds),
-    pairs (matched cells), seeds, then <metric>_mean and <metric>_ci95 of level - reference.
+    pairs (matched cells), seeds, then <metric>_mean and <metric>_ci95 of level - reference, for the metrics of every
+    test set (the in-domain split's, then each extra set's: tables.metric_columns).
 
     Factors whose reference level no run has get no row; they are listed in the frame's
     attrs["missing_reference"] as (factor, reference) and said in the written table (missing_reference_note).
     A level with no paired seed has n = 0. eval_judge: which judge scored the judge score, level / reference.
     """
-    metrics = [c for c, _ in METRICS]
+    metrics = [c for c, _, _ in metric_columns(runs.columns)]  # every test set's (tables.metric_columns)
     records, missing = [], []
     for factor in factors:
         ref, others = reference[factor], [f for f in factors if f != factor]

@@ -61,7 +61,8 @@ def write_studies(runs: pd.DataFrame, history: pd.DataFrame, out: Path) -> tuple
 
 
 def _html_table(frame: pd.DataFrame, labels: int) -> str:
-    """pandas' HTML table; the first `labels` columns are labels (left-aligned), the rest numbers."""
+    """pandas' HTML table; the first `labels` columns are labels (left-aligned), the rest numbers. Grouped columns
+    (tables.display_frame: a test set's) get a header row naming their group."""
     return frame.to_html(index=False, border=0, na_rep="–", classes=["data", f"labels-{labels}"])
 
 
@@ -159,9 +160,9 @@ def _study_view(result: StudyResult, excluded: pd.DataFrame, out: Path) -> dict:
         "name": study.stem, "title": study.title, "factors": ", ".join(study.rows),
         "runs": len(result.runs), "seeds": ", ".join(map(str, sorted(result.runs["seed"].unique()))),
         "left_out": ", ".join(f"{n} {status}" for status, n in _by_count(left_out)),
-        "arms": _html_table(display_frame(result.arms, study.rows, "±"), len(study.rows)),
+        "arms": _html_table(display_frame(result.arms, study.rows, "±", grouped=True), len(study.rows)),
         "arms_note": arm_note(result.arms),
-        "paired": (_html_table(display_frame(result.paired, LABELS, "±"), len(LABELS))
+        "paired": (_html_table(display_frame(result.paired, LABELS, "±", grouped=True), len(LABELS))
                    if not result.paired.empty else None),
         "paired_note": paired_note(study, result.paired),
         "missing_reference": missing_reference_note(result.paired),

@@ -28,7 +28,8 @@ STUDIES = (
     Study("semantic", "Medical semantic alignment reward", ("reward",)),
     Study("length", "Length rewards", ("length_reward",)),
     Study("bias", "GRPO vs Dr.GRPO", ("bias",)),
-    Study("methods", "GRPO vs SFT and DPO", ("method",), method=None),
+    # method none: the init evaluated untrained (the zero-shot row), on the same seeds' test questions.
+    Study("methods", "GRPO vs SFT and DPO (none: the init, untrained)", ("method",), method=None),
     Study("factorial", "Full factorial", STUDIED_FACTORS),
 )
 

@@ -1,5 +1,7 @@
 """A study's table: rows = factor levels, columns = mean and 95% confidence interval over seeds;
-written as Markdown, LaTeX (booktabs) and CSV.
+written as Markdown, LaTeX (booktabs) and CSV. One column group per test set: the in-domain test split's
+metrics (test/<metric>) first, then each extra test set's that the runs recorded (test/<set>/<metric>,
+eval.test_sets: medvqa_rl/data/test_sets.py).
 
 n counts seeds, never runs: runs that share a seed at one row (an ad-hoc multirun pools the other
 factors, so one seed can have several runs there) are averaged first, then the seeds make the interval.
@@ -8,13 +10,17 @@ In a sweep every row has one run per seed, so the two counts agree.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-# (column in the run frame, column title); rates in percent, length in tokens.
+from medvqa_rl.data.test_sets import name_problem
+
+# (column in the run frame, column title) on the in-domain test split; rates in percent, length in tokens.
 METRICS = (
     ("test/accuracy", "Accuracy (%)"),
     ("test/perplexity", "Perplexity"),
@@ -22,6 +28,27 @@ METRICS = (
     ("test/judge_score", "Judge score (%)"),
     ("test/completion_tokens", "Completion length (tokens)"),
 )
+IN_DOMAIN = "in-domain"  # the column group of the runs' own test split
+_TEST_SET = re.compile(r"test/([^/]+)/accuracy")
+
+
+def extra_test_sets(columns: Iterable[str], suffix: str = "") -> list[str]:
+    """The extra test sets (eval.test_sets) among the columns of a run frame (suffix "") or a table ("_mean"):
+    the <set> of each test/<set>/accuracy<suffix>, sorted. test/closed/accuracy and the like are in-domain."""
+    found = {m.group(1) for c in columns if c.endswith(suffix)
+             and (m := _TEST_SET.fullmatch(c[:len(c) - len(suffix)] if suffix else c))}
+    return sorted(name for name in found if name_problem(name) is None)
+
+
+def metric_columns(columns: Iterable[str], suffix: str = "") -> list[tuple[str, str, str]]:
+    """(column, title, group) of every metric a table shows: METRICS (group IN_DOMAIN, always), then each extra
+    test set's METRICS that some column holds (test/<set>/<metric><suffix>; group: the set's name)."""
+    columns = set(columns)
+    found = [(column, title, IN_DOMAIN) for column, title in METRICS]
+    for name in extra_test_sets(columns, suffix):
+        found += [(f"test/{name}/{column.removeprefix('test/')}", title, name) for column, title in METRICS
+                  if f"test/{name}/{column.removeprefix('test/')}{suffix}" in columns]
+    return found
 # A run's eval/judge (metrics.json) when it names the reward's own judge: its judge score is circular.
 REWARD_JUDGE_MARK = "(reward judge)"
 JUDGE_COLUMN = ("eval_judge", "Evaluation judge")
@@ -38,8 +65,9 @@ def ci95(values: pd.Series) -> float:
 def seed_means(runs: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """One row per combination of `keys` and seed: each metric's mean over the runs that share it,
     and `runs`, how many they are. Metrics no run recorded are NaN columns."""
+    metrics = [c for c, _, _ in metric_columns(runs.columns)]
     grouped = runs.groupby([*keys, "seed"], sort=True, dropna=False)
-    cells = grouped[[c for c, _ in METRICS if c in runs]].mean().reindex(columns=[c for c, _ in METRICS])
+    cells = grouped[[c for c in metrics if c in runs]].mean().reindex(columns=metrics)
     cells["runs"] = grouped.size()
     return cells.reset_index()
 
@@ -51,7 +79,7 @@ def seed_list(seeds) -> str:
 def metric_stats(per_seed: pd.DataFrame) -> dict:
     """<metric>_mean and <metric>_ci95 over the rows of `per_seed` (a row per seed, a column per metric)."""
     record = {}
-    for column, _ in METRICS:
+    for column, _, _ in metric_columns(per_seed.columns):
         values = per_seed[column]
         record[f"{column}_mean"] = values.mean() if values.notna().any() else float("nan")
         record[f"{column}_ci95"] = ci95(values)
@@ -101,15 +129,25 @@ def _cell(mean: float, ci: float, plus_minus: str) -> str:
     return f"{mean:.2f}" if np.isnan(ci) else f"{mean:.2f} {plus_minus} {ci:.2f}"
 
 
-def display_frame(summary: pd.DataFrame, rows: tuple[str, ...], plus_minus: str, escape=lambda s: s) -> pd.DataFrame:
-    shown = {escape(f): summary[f].map(lambda v: escape(str(v))) for f in rows}
-    shown["n"] = summary["n"]
-    for column, title in METRICS:
-        shown[escape(title)] = [_cell(m, c, plus_minus) for m, c in
-                                zip(summary[f"{column}_mean"], summary[f"{column}_ci95"], strict=True)]
+def display_frame(summary: pd.DataFrame, rows: tuple[str, ...], plus_minus: str, escape=lambda s: s,
+                  grouped: bool = False) -> pd.DataFrame:
+    """The table as shown: labels, n, a `mean ± ci` cell per metric, the evaluation judge. With extra test sets,
+    each set's columns are titled `<set>: <metric>`, or, grouped (HTML), sit under a header row naming the group
+    (IN_DOMAIN, then each set)."""
+    metrics = metric_columns(summary.columns, "_mean")
+    groups = grouped and any(group != IN_DOMAIN for _, _, group in metrics)
+    shown = {("", escape(f)): summary[f].map(lambda v: escape(str(v))) for f in rows}
+    shown[("", "n")] = summary["n"]
+    for column, title, group in metrics:
+        flat = title if group == IN_DOMAIN else f"{group}: {title}"
+        shown[(group, escape(title)) if groups else ("", escape(flat))] = [
+            _cell(m, c, plus_minus) for m, c in zip(summary[f"{column}_mean"], summary[f"{column}_ci95"], strict=True)]
     if JUDGE_COLUMN[0] in summary:
-        shown[escape(JUDGE_COLUMN[1])] = summary[JUDGE_COLUMN[0]].map(lambda v: escape(str(v)))
-    return pd.DataFrame(shown)
+        shown[("", escape(JUDGE_COLUMN[1]))] = summary[JUDGE_COLUMN[0]].map(lambda v: escape(str(v)))
+    frame = pd.DataFrame(shown)
+    if not groups:
+        frame.columns = [title for _, title in frame.columns]
+    return frame
 
 
 def _latex_escape(text: str) -> str:

@@ -18,7 +18,7 @@ import pandas as pd
 
 from analysis.records import Records
 from analysis.report import StudyResult, environment, run_list
-from analysis.tables import METRICS
+from analysis.tables import metric_columns
 
 DEFAULT_PROJECT = "medvqa_rl"  # conf/config.yaml's wandb.project
 
@@ -49,7 +49,7 @@ def _numbers(frame: pd.DataFrame, labels: tuple[str, ...] | None, prefix: str) -
     for _, row in frame.iterrows():
         label = (",".join(f"{f}={row[f]}" for f in labels) if labels else f"{row['factor']}={row['level']}")
         values[f"{prefix}/{label}/n"] = int(row["n"])
-        for column, _ in METRICS:
+        for column, _, _ in metric_columns(frame.columns, "_mean"):
             for stat in ("mean", "ci95"):
                 value = row[f"{column}_{stat}"]
                 if value is not None and not math.isnan(value):
