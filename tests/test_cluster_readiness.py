@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 from medvqa_rl.run import run
 
@@ -50,8 +51,12 @@ def test_the_init_evaluation_is_computed_once_per_init_and_reused(tiny_cache, tm
 
     assert run(_cached_run_cfg(cache, "eval.batch_size=3"), tmp_path / "c")["init/cached"] is False
     (weights,) = Path(cache).glob("tiny-*/instruct/model.safetensors")
-    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))  # the file changed
-    assert run(_cached_run_cfg(cache, "bias=grpo"), tmp_path / "d")["init/cached"] is False
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))  # touched, same bytes
+    assert run(_cached_run_cfg(cache, "bias=grpo"), tmp_path / "d")["init/cached"] is True  # keyed by content
+    tensors = load_file(weights)
+    name = sorted(tensors)[0]
+    save_file(tensors | {name: tensors[name] + 1e-3}, weights, metadata={"format": "pt"})  # the weights changed
+    assert run(_cached_run_cfg(cache, "bias=grpo"), tmp_path / "e")["init/cached"] is False
 
 
 @pytest.mark.slow  # two CLI runs, one of them with 2 processes: the slow tier
