@@ -61,8 +61,8 @@ def config_fingerprint(cfg: DictConfig) -> str:
         for key in parents:
             node = node.get(key, {})
         node.pop(leaf, None)
-    for test_set in (resolved.get("eval", {}).get("test_sets") or {}).values():  # eval.test_sets.<name>.cache, as dataset.cache
-        test_set.pop("cache", None)
+    for test_set in (resolved.get("eval", {}).get("test_sets") or {}).values():
+        test_set.pop("cache", None)  # eval.test_sets.<name>.cache, as dataset.cache
     return hashlib.sha256(json.dumps(resolved, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
