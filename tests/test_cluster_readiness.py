@@ -66,7 +66,8 @@ def test_two_cpu_processes_train_and_evaluate_once(tiny_cache, tmp_path):
     question is scored once, and the record and the W&B run are written once."""
     args = [*SMALL_TINY, "dataset.train_size=16", "dataset.test_size=9", "method.max_steps=2",
             "method.per_device_train_batch_size=8", "method.num_generations=4", "method.max_completion_length=8",
-            "method.logging_steps=1", "eval.similarity_model=null", "wandb.mode=offline", f"cache_dir={tiny_cache}"]
+            "method.logging_steps=1", "eval.similarity_model=null", "wandb.mode=offline", f"cache_dir={tiny_cache}",
+            "test_sets=synthetic", "eval.test_sets.synthetic_ood.test_size=7"]  # an extra test set, sharded too
     env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1", "WANDB_SILENT": "true"}
     records = {}
     for processes in (1, 2):
@@ -81,10 +82,14 @@ def test_two_cpu_processes_train_and_evaluate_once(tiny_cache, tmp_path):
         records[processes]["tokens_step_1"] = next(row["num_tokens"] for row in history if "num_tokens" in row)
         ids = [json.loads(line)["id"] for line in (run_dir / "predictions.jsonl").read_text().splitlines()]
         assert sorted(ids) == sorted(set(ids)) and len(ids) == 9  # every test question, once
+        ood_rows = (run_dir / "test_sets" / "synthetic_ood" / "predictions.jsonl").read_text().splitlines()
+        ood = [json.loads(line)["id"] for line in ood_rows]
+        assert sorted(ood) == sorted(set(ood)) and len(ood) == 7
         assert len(list((run_dir / "wandb").glob("offline-run-*"))) == 1
     one, two = records[1], records[2]
     assert (one["train/processes"], two["train/processes"]) == (1, 2)
     assert two["train/examples"] == 2 * one["train/examples"] and two["train/steps"] == one["train/steps"] == 2
     assert 1.6 < two["tokens_step_1"] / one["tokens_step_1"] < 2.4  # both ranks generated and trained
-    for key in ("init/test/accuracy", "init/test/format_rate"):  # the sharded evaluation scores the same set
+    for key in ("init/test/accuracy", "init/test/format_rate", "init/test/synthetic_ood/accuracy",
+                "init/test/synthetic_ood/format_rate"):  # the sharded evaluation scores the same sets
         assert two[key] == one[key], key

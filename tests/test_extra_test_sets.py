@@ -148,6 +148,7 @@ def test_a_bad_test_set_setting_fails_before_loading(overrides, key, tmp_path, m
         run(compose_config(overrides + ["wandb.mode=disabled", f"cache_dir={tmp_path}"]), tmp_path / "run")
 
 
+@pytest.mark.slow  # a CLI run: the slow tier
 def test_the_cli_says_which_test_set_row_is_bad(tmp_path):
     sets = _real_sets(tmp_path, rad_edit=_corrupt_second_test_image)
     done = cli(["method=none", "test_sets=none", *sets, f"hydra.run.dir={tmp_path / 'run'}",
