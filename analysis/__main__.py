@@ -40,6 +40,14 @@ def read_records(args) -> Records:
     return scan_wandb_runs(api.project, args.group, api)
 
 
+def only_seeds(records: Records, seeds: list[int]) -> Records:
+    """The records of the runs of these seeds (their history too)."""
+    runs = records.runs[records.runs["seed"].isin(seeds)]
+    excluded = records.excluded[records.excluded["seed"].isin(seeds)]
+    history = records.history[records.history["run"].isin(runs["run"])]
+    return Records(runs, history, excluded, records.wandb, records.outcomes)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m analysis", description=__doc__)
     source = parser.add_mutually_exclusive_group(required=True)
@@ -49,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="read the offline W&B run files under these run or sweep folders (wandb/offline-run-*)")
     parser.add_argument("--group", help="with --wandb or --wandb-dir: only this W&B group (a sweep, e.g. bias-v1)")
     parser.add_argument("--out", required=True, type=Path, help="folder for the tables, plots and index.html")
+    parser.add_argument("--seeds", nargs="+", type=int, metavar="SEED",
+                        help="only the runs of these seeds (e.g. --seeds 0: what a one-seed sweep would have shown)")
     parser.add_argument("--wandb-log", choices=("disabled", "offline", "online"), default="disabled",
                         help="also log the tables to a W&B run (job_type analysis, the sweep's group) per sweep; "
                              "offline writes it under OUT/wandb/ (upload: wandb sync). Default: disabled")
@@ -62,10 +72,12 @@ def main(argv: list[str] | None = None) -> int:
         records = read_records(args)
     except (NoRunsError, FileNotFoundError, OfflineReadError) as error:
         parser.exit(2, f"python -m analysis: error: {error}\n")
+    if args.seeds is not None:
+        records = only_seeds(records, args.seeds)
     group = f" (group {args.group})" if args.group else ""
     sources = args.runs or ([f"W&B {args.wandb}{group}"] if args.wandb else
                             [f"offline W&B files under {d}{group}" for d in args.wandb_dir])
-    results, written = write_studies(records.runs, records.history, args.out)
+    results, written = write_studies(records.runs, records.history, args.out, records.outcomes)
     written.append(write_index(args.out, results, records, sources))
     print(f"{len(records.runs)} finished runs, {len(records.excluded)} listed only (not finished or set aside) "
           f"-> {len(written)} files in {args.out}; open {args.out / 'index.html'}")

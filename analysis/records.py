@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +17,8 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from medvqa_rl.bookkeeping.checkpoints import checkpoints
+from medvqa_rl.bookkeeping.question_outcomes import (WANDB_KEY, OutcomeReader, Outcomes, local_outcomes,
+                                                     outcomes_from_table)
 from medvqa_rl.factors import RECORDED_GROUPS
 from medvqa_rl.bookkeeping.run_record import FAILURE_FILE, METRICS, finished_record, read_json_object
 
@@ -106,6 +109,7 @@ class Records:
     history: pd.DataFrame
     excluded: pd.DataFrame
     wandb: dict = field(default_factory=dict)  # the runs' W&B project/entity, when they agree
+    outcomes: OutcomeReader = local_outcomes  # a run's per-question outcomes by test set (question-level tests)
 
     def finished_only(self, source: str) -> tuple[pd.DataFrame, pd.DataFrame]:
         if self.runs.empty:
@@ -151,7 +155,7 @@ def _common(values) -> str | None:
     return values.pop() if len(values) == 1 else None
 
 
-def _run_dirs(root: Path) -> list[tuple[Path, Path]]:
+def run_dirs(root: Path) -> list[tuple[Path, Path]]:
     """(run dir, its config) under root: folders with Hydra's .hydra/config.yaml, or else the run record's own
     resolved_config.yaml (a run started from Python, not the command line)."""
     found = {p.parent.parent: p for p in root.rglob(".hydra/config.yaml")}
@@ -168,7 +172,7 @@ def scan_run_dirs(dirs: list[str | Path]) -> Records:
     for root in map(Path, dirs):
         if not root.exists():
             raise FileNotFoundError(f"--runs {root}: no such directory")
-        for run_dir, config_path in _run_dirs(root):
+        for run_dir, config_path in run_dirs(root):
             if "previous" in run_dir.relative_to(root).parts:
                 continue  # listed with its run (below)
             cfg = OmegaConf.load(config_path)
@@ -218,7 +222,7 @@ def scan_wandb_runs(path: str, group: str | None = None, api=None) -> Records:
         import wandb
 
         api = wandb.Api()
-    rows, histories, excluded = [], [], []
+    rows, histories, excluded, finished = [], [], [], {}
     for run in api.runs(path, filters={"group": group} if group else None):
         if getattr(run, "job_type", None) == "analysis":  # python -m analysis --wandb-log's own runs
             continue
@@ -237,11 +241,24 @@ def scan_wandb_runs(path: str, group: str | None = None, api=None) -> Records:
             continue
         rows.append(row | _versions(summary) | {"reused_from": summary.get("reused_from")})
         histories.append(_wandb_history(run))
+        finished[run.name] = run
     if not rows and not excluded:
         raise NoRunsError(f"no run in W&B {path}" + (f" group {group}" if group else ""))
     runs, history = _frames(rows, histories)
     entity, _, project = path.rpartition("/")
-    return Records(runs, history, _excluded_frame(excluded), {"project": project, "entity": entity or None})
+    return Records(runs, history, _excluded_frame(excluded), {"project": project, "entity": entity or None},
+                   lambda name: wandb_outcomes(finished[name]))
+
+
+def wandb_outcomes(run) -> Outcomes:
+    """A W&B run's per-question outcomes: its `test/outcomes` Table (every question of every test set), fetched
+    with run.file(...).download() as the public API (and analysis.wandb_offline) serve it; {} without one."""
+    reference = run.summary.get(WANDB_KEY)
+    path = reference.get("path") if hasattr(reference, "get") else None
+    if not path:
+        return {}
+    with tempfile.TemporaryDirectory() as folder, run.file(path).download(root=folder, replace=True) as f:
+        return outcomes_from_table(json.load(f))
 
 
 def _wandb_history(run) -> pd.DataFrame:

@@ -14,9 +14,14 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from analysis.paired import LABELS, missing_reference_note, paired_effects, paired_note, write_effects
 from analysis.plots import BAND_NOTE, CURVES, plot_curves
+from analysis.question_level import LABELS as QUESTION_LABELS
+from analysis.question_level import NOTE as QUESTIONS_NOTE
+from analysis.question_level import display as questions_display
+from analysis.question_level import question_level_effects, write_question_level
 from analysis.records import EXCLUDED_COLUMNS, Records
 from analysis.studies import STUDIES, Study, study_versions
 from analysis.tables import arm_note, display_frame, summarize, write_table
+from medvqa_rl.bookkeeping.question_outcomes import OutcomeReader, local_outcomes
 
 RUN_LIST_FACTORS = ("model_init", "reward", "length_reward", "bias", "method", "family", "dataset", "judge")
 # What produced the runs, listed in the environment (values that differ are counted): one code for a table.
@@ -29,12 +34,14 @@ ENVIRONMENT_KEYS = (("train/steps", "training steps"), ("train/examples", "train
 @dataclass
 class StudyResult:
     """A filled study: its runs, per-arm summary (tables.summarize), paired effects (paired.paired_effects;
-    may be empty) and the plots written for it."""
+    may be empty), question-level paired tests (question_level.question_level_effects; empty without
+    per-question outcomes) and the plots written for it."""
 
     study: Study
     runs: pd.DataFrame
     arms: pd.DataFrame
     paired: pd.DataFrame
+    questions: pd.DataFrame = field(default_factory=pd.DataFrame)
     plots: list[Path] = field(default_factory=list)
 
     @property
@@ -44,16 +51,20 @@ class StudyResult:
         return groups.pop() if len(groups) == 1 else None
 
 
-def write_studies(runs: pd.DataFrame, history: pd.DataFrame, out: Path) -> tuple[list[StudyResult], list[Path]]:
+def write_studies(runs: pd.DataFrame, history: pd.DataFrame, out: Path,
+                  outcomes: OutcomeReader = local_outcomes) -> tuple[list[StudyResult], list[Path]]:
     """runs.csv (a row per finished run), then each study's tables (per arm, then paired by seed against
-    the reference levels) and plots that the runs can fill."""
+    the reference levels, then the question-level tests of the same pairs, from each run's per-question
+    `outcomes`) and plots that the runs can fill."""
     out.mkdir(parents=True, exist_ok=True)
     runs.to_csv(out / "runs.csv", index=False)
     results, written = [], [out / "runs.csv"]
     for study, chosen in (pair for s in STUDIES for pair in study_versions(runs, s)):
-        result = StudyResult(study, chosen, summarize(chosen, study.rows), paired_effects(chosen, study.rows))
+        result = StudyResult(study, chosen, summarize(chosen, study.rows), paired_effects(chosen, study.rows),
+                             question_level_effects(chosen, study.rows, outcomes))
         written += write_table(result.arms, study.rows, study.title, out / study.stem, arm_note(result.arms))
         written += write_effects(result.paired, study, out)
+        written += write_question_level(result.questions, study, out)
         result.plots = plot_curves(chosen, history, study.rows, study.title, out / "plots", study.stem)
         written += result.plots
         results.append(result)
@@ -166,6 +177,10 @@ def _study_view(result: StudyResult, excluded: pd.DataFrame, out: Path) -> dict:
                    if not result.paired.empty else None),
         "paired_note": paired_note(study, result.paired),
         "missing_reference": missing_reference_note(result.paired),
+        "questions": (_html_table(questions_display(result.questions), len(QUESTION_LABELS))
+                      if not result.questions.empty else None),
+        "questions_note": QUESTIONS_NOTE,
+        "without_outcomes": result.questions.attrs.get("without_outcomes", 0),
         "plots": [{"src": _link(p, out), "alt": curves.get(_curve_of(p), p.stem)}
                   for p in result.plots],
     }

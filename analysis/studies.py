@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 
 import pandas as pd
 
+from analysis.tables import extra_test_sets
 from medvqa_rl.factors import STUDIED_FACTORS
 
 
@@ -44,7 +45,7 @@ def study_versions(runs: pd.DataFrame, study: Study) -> list[tuple[Study, pd.Dat
     """(study, its runs) for each version of the study's sweep among the runs: versions of a sweep are never
     pooled (bumping a version changes the config for good). One version, or none recorded: the study as it
     is; several: one study per version, named <sweep>-v<version>. Empty when the runs fill no study."""
-    chosen = study_runs(runs, study)
+    chosen = without_unrecorded_sets(study_runs(runs, study))
     if chosen.empty:
         return []
     versions = sorted(chosen["sweep_version"].dropna().unique()) if "sweep_version" in chosen else []
@@ -52,6 +53,14 @@ def study_versions(runs: pd.DataFrame, study: Study) -> list[tuple[Study, pd.Dat
         return [(study, chosen)]
     return [(replace(study, version=int(v), title=f"{study.title} (version {int(v)})"),
              chosen[chosen["sweep_version"] == v]) for v in versions]
+
+
+def without_unrecorded_sets(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs without the columns of extra test sets none of them recorded (another study's runs did): a study's
+    tables get a column group only for the sets its own runs were scored on."""
+    unrecorded = [name for name in extra_test_sets(runs.columns) if runs[f"test/{name}/accuracy"].isna().all()]
+    prefixes = tuple(f"{stage}test/{name}/" for name in unrecorded for stage in ("", "init/"))
+    return runs.drop(columns=[c for c in runs.columns if c.startswith(prefixes)]) if prefixes else runs
 
 
 def study_runs(runs: pd.DataFrame, study: Study) -> pd.DataFrame:

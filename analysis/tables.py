@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from medvqa_rl.bookkeeping.question_outcomes import IN_DOMAIN  # the column group of the runs' own test split
 from medvqa_rl.data.test_sets import name_problem
 
 # (column in the run frame, column title) on the in-domain test split; rates in percent, length in tokens.
@@ -28,7 +29,6 @@ METRICS = (
     ("test/judge_score", "Judge score (%)"),
     ("test/completion_tokens", "Completion length (tokens)"),
 )
-IN_DOMAIN = "in-domain"  # the column group of the runs' own test split
 _TEST_SET = re.compile(r"test/([^/]+)/accuracy")
 
 
@@ -150,7 +150,7 @@ def display_frame(summary: pd.DataFrame, rows: tuple[str, ...], plus_minus: str,
     return frame
 
 
-def _latex_escape(text: str) -> str:
+def latex_escape(text: str) -> str:
     return text.replace("\\", r"\textbackslash{}").replace("_", r"\_").replace("%", r"\%").replace("&", r"\&")
 
 
@@ -161,13 +161,20 @@ def write_table(summary: pd.DataFrame, rows: tuple[str, ...], title: str, out_st
                 note: str = ARM_NOTE) -> list[Path]:
     """<stem>.csv (numbers), <stem>.md and <stem>.tex (mean ± 95% CI, under the header line `note`);
     `rows` are the label columns. Returns the paths."""
+    return write_formats(summary, display_frame(summary, rows, "±"),
+                         display_frame(summary, rows, r"$\pm$", latex_escape), len(rows), title, out_stem, note)
+
+
+def write_formats(numbers: pd.DataFrame, shown: pd.DataFrame, shown_latex: pd.DataFrame, labels: int, title: str,
+                  out_stem: Path, note: str) -> list[Path]:
+    """<stem>.csv (the numbers), <stem>.md (`shown`) and <stem>.tex (`shown_latex`, booktabs; its first `labels`
+    columns left-aligned), each under the title and the header line `note`. Returns the paths."""
     out_stem.parent.mkdir(parents=True, exist_ok=True)
     csv, md, tex = (out_stem.with_suffix(s) for s in (".csv", ".md", ".tex"))
-    summary.to_csv(csv, index=False)
-    shown = display_frame(summary, rows, "±")
+    numbers.to_csv(csv, index=False)
     md.write_text(f"### {title}\n\n{note}\n\n{shown.to_markdown(index=False, disable_numparse=True)}\n")
-    latex = display_frame(summary, rows, r"$\pm$", _latex_escape)
-    body = latex.style.hide(axis="index").to_latex(hrules=True, column_format="l" * len(rows) + "r" * (len(latex.columns) - len(rows)))
+    body = shown_latex.style.hide(axis="index").to_latex(
+        hrules=True, column_format="l" * labels + "r" * (len(shown_latex.columns) - labels))
     tex_note = note.replace("±", r"$\pm$")
     tex.write_text(f"% {title}: {tex_note}\n{body}")
     return [csv, md, tex]

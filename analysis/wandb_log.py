@@ -67,6 +67,8 @@ def _payload(results: list[StudyResult], records: Records, out: Path) -> tuple[d
         if not result.paired.empty:
             tables[f"{name}/paired"] = result.paired
             summary |= _numbers(result.paired, None, f"{name}/paired")
+        if not result.questions.empty:
+            tables[f"{name}/questions"] = result.questions
     runs = run_list(records, out).drop(columns=["link"])
     tables["runs"] = runs
     tables["environment"] = pd.DataFrame(environment(records.runs), columns=["what", "value"])
@@ -85,7 +87,7 @@ def _split_by_group(results: list[StudyResult], records: Records) -> dict[str | 
             return frame[frame["wandb_group"].isna()] if group is None else frame[frame["wandb_group"] == group]
 
         chosen = [r for r in results if r.wandb_group == group]
-        subset = Records(mine(records.runs), records.history, mine(records.excluded), records.wandb)
+        subset = Records(mine(records.runs), records.history, mine(records.excluded), records.wandb, records.outcomes)
         if chosen or not subset.runs.empty or not subset.excluded.empty:
             split[group] = (chosen, subset)
     return split

@@ -37,6 +37,10 @@ class OfflineRun:
     url: str | None = None  # the .wandb file (a local record, linked from the report)
     rows: list[dict] = field(default_factory=list)
 
+    def file(self, name: str) -> OfflineFile:
+        """A file the run saved (a logged Table's JSON, ...), as run.file(name) of the public API."""
+        return OfflineFile(Path(self.url).parent / "files" / name)
+
     def history(self, keys: list[str], x_axis: str = "_step", pandas: bool = True) -> pd.DataFrame:
         """The logged rows that hold every key asked for (as the public API returns them): x_axis and keys."""
         columns = [x_axis, *keys]
@@ -55,13 +59,32 @@ class OfflineRun:
         elif kind == "config":
             self.config |= _config(body)
         elif kind == "summary":
-            self.summary |= {k: v for k, v in (body.get("update") or {}).items() if not k.startswith("_")}
+            for key, value in (body.get("update") or {}).items():
+                if key.startswith("_"):
+                    continue
+                # A logged Table's summary is a dict (the API's run.summary["test/outcomes"]["path"]); the reader
+                # prints its fields as "<key>.<field>".
+                head, dot, field_name = key.partition(".")
+                if dot:
+                    self.summary.setdefault(head, {})[field_name] = value
+                else:
+                    self.summary[key] = value
             for key in body.get("remove") or []:
                 self.summary.pop(key, None)
         elif kind == "history":
             self.rows.append(body.get("item") or {})
         elif kind == "exit":
             self.state = "finished" if (body.get("exit_code") or 0) == 0 else "failed"
+
+
+@dataclass
+class OfflineFile:
+    """A file of an offline run: download() opens it where it lies (the public API's copies it to root first)."""
+
+    path: Path
+
+    def download(self, root: str = ".", replace: bool = False, exist_ok: bool = False):
+        return self.path.open()
 
 
 def _config(body: dict) -> dict:

@@ -155,7 +155,7 @@ def run(cfg: DictConfig, run_dir: str | Path, resume_from: str | Path | None = N
         remove_checkpoints(run_dir)
     if wandb_run is not None:  # after the record: a W&B failure here is a warning, the run stays finished
         finish_safely(wandb_run, record, lambda: predictions_table(predictions[None], test_records, rewards,
-                                                                   cfg.wandb.table_rows))
+                                                                   cfg.wandb.table_rows), outcomes=predictions)
     return record
 
 

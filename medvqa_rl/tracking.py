@@ -19,6 +19,7 @@ from urllib.parse import urlparse
 
 from omegaconf import DictConfig, OmegaConf
 
+from medvqa_rl.bookkeeping.question_outcomes import WANDB_KEY, local_predictions, outcome_table_rows
 from medvqa_rl.data.questions import gold_answer
 from medvqa_rl.data.splits import reward_columns
 from medvqa_rl.factors import RECORDED_GROUPS
@@ -103,11 +104,11 @@ def start_wandb(cfg: DictConfig, run_dir: str, run_id: str | None = None, config
         return wandb.init(mode="offline", **settings)
 
 
-def finish_safely(run, metrics: dict, predictions=None) -> None:
+def finish_safely(run, metrics: dict, predictions=None, outcomes: dict | None = None) -> None:
     """finish_wandb, never raising: the local record is already written and stands. predictions: a Table, or
-    a function that makes one (its failure is caught too)."""
+    a function that makes one (its failure is caught too); outcomes: every test set's prediction rows."""
     try:
-        finish_wandb(run, metrics, predictions() if callable(predictions) else predictions)
+        finish_wandb(run, metrics, predictions() if callable(predictions) else predictions, outcomes)
     except Exception as error:  # noqa: BLE001 - any W&B failure here must not turn a finished run into a failed one
         log.warning("W&B could not finish the run (%s: %s); the local record in %s is complete", type(error).__name__,
                     error, getattr(run, "dir", "the run directory"))
@@ -131,7 +132,7 @@ def mirror_copied_run(cfg: DictConfig, run_dir: Path, record: dict) -> None:
         log.warning("could not start a W&B run for the copied record in %s (%s: %s)", run_dir, type(error).__name__,
                     error)
         return
-    finish_safely(run, record)
+    finish_safely(run, record, outcomes=local_predictions(run_dir))
 
 
 def reward_values(rewards: list, predictions: list[dict], records: list[dict]) -> dict[str, list[float]]:
@@ -161,9 +162,22 @@ def predictions_table(predictions: list[dict], records: list[dict], rewards: lis
     return table
 
 
-def finish_wandb(run, metrics: dict, predictions=None) -> None:
-    """Final metrics into the summary (the dashboard's columns), the predictions Table, then finish."""
+def outcomes_table(predictions: dict):
+    """A W&B Table of every question's outcome in every test set ({set name or None: prediction rows}): what the
+    question-level paired tests read (analysis/question_level.py); test/predictions shows only a sample."""
+    import wandb
+
+    columns, rows = outcome_table_rows(predictions)
+    return wandb.Table(columns=columns, data=rows)
+
+
+def finish_wandb(run, metrics: dict, predictions=None, outcomes: dict | None = None) -> None:
+    """Final metrics into the summary (the dashboard's columns), the predictions Table (a sample, with images),
+    the outcomes Table (every question), then finish."""
     run.summary.update(metrics)
-    if predictions is not None:
-        run.log({"test/predictions": predictions})
+    logged = {} if predictions is None else {"test/predictions": predictions}
+    if outcomes:
+        logged[WANDB_KEY] = outcomes_table(outcomes)
+    if logged:
+        run.log(logged)
     run.finish()

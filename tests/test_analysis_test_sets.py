@@ -83,3 +83,11 @@ def test_the_report_groups_each_test_sets_columns_under_its_name(report):
     assert 'colspan="5" halign="left">in-domain</th>' in section
     assert 'colspan="3" halign="left">synthetic_ood</th>' in section
     assert f"{ACCURACY['grpo'][1] + 2:.2f} ± " in section and "-14.00 ± 0.00" in section
+
+
+def test_a_study_gets_no_column_group_for_a_set_only_other_studies_recorded():
+    from analysis.studies import without_unrecorded_sets
+
+    runs = pd.DataFrame({"seed": [0, 0], "test/accuracy": [50.0, 60.0], "test/ood/accuracy": [None, None],
+                         "init/test/ood/accuracy": [None, None], "test/rad/accuracy": [40.0, None]})
+    assert list(without_unrecorded_sets(runs).columns) == ["seed", "test/accuracy", "test/rad/accuracy"]

@@ -15,7 +15,8 @@ from medvqa_rl.run import run
 
 from .conftest import ONE_STEP_RUN, SMALL_TINY, compose_config
 
-STUDY_FILES = ("bias.csv", "bias.md", "bias.tex", "bias_paired.csv", "bias_paired.md", "length.csv", "length.md")
+STUDY_FILES = ("bias.csv", "bias.md", "bias.tex", "bias_paired.csv", "bias_paired.md", "bias_questions.csv",
+               "bias_questions.md", "length.csv", "length.md")
 
 
 def _sweep_point(tiny_cache: str, root: Path, sweep: str, *overrides: str) -> dict:

@@ -24,9 +24,9 @@ from medvqa_rl.data.validation import BadRowsError
 FOLDER = "test_sets"  # in the run dir: <FOLDER>/<name>/predictions.jsonl, init_predictions.jsonl
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 # A name that is the first part of an in-domain metric key (test/closed/accuracy, test/accuracy/<type>, the W&B
-# test/predictions table, ...) would read as one: not a test set's name.
+# test/predictions and test/outcomes tables, ...) would read as one: not a test set's name.
 RESERVED_NAMES = frozenset({"accuracy", "closed", "open", "format_rate", "completion_tokens", "similarity",
-                            "judge_score", "perplexity", "predictions"})
+                            "judge_score", "perplexity", "predictions", "outcomes"})
 
 
 @dataclass(frozen=True)
