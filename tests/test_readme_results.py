@@ -13,26 +13,41 @@ STUDIES = ROOT / "results" / "studies"
 
 # (text in the README, table, row (column, value), metric column, digits)
 NUMBERS = [
-    ("GRPO 62.2%", "methods.csv", ("method", "grpo"), "test/accuracy_mean", 1),
+    ("GRPO 67.6%", "methods.csv", ("method", "grpo"), "test/accuracy_mean", 1),
     ("full SFT 58.3%", "methods.csv", ("method", "sft_full"), "test/accuracy_mean", 1),
     ("LoRA SFT 48.5%", "methods.csv", ("method", "sft_lora"), "test/accuracy_mean", 1),
-    ("DPO\n40.4%", "methods.csv", ("method", "dpo"), "test/accuracy_mean", 1),
-    ("semantic reward\n(+2.9 points)", "semantic_paired.csv", ("level", "semantic"), "test/accuracy_mean", 1),
-    ("Dr.GRPO (-0.3)", "bias_paired.csv", ("level", "dr_grpo"), "test/accuracy_mean", 1),
-    ("completion by 2.6", "length_paired.csv", ("level", "ecr"), "test/completion_tokens_mean", 1),
-    ("and 2.5 tokens", "length_paired.csv", ("level", "cwr"), "test/completion_tokens_mean", 1),
-    ("+12.2 points", "semantic_paired.csv", ("level", "semantic"), "test/judge_score_mean", 1),
-    ("24.4 points above", "init_paired.csv", ("level", "base"), "test/accuracy_mean", 1),
+    ("DPO\n40.1%", "methods.csv", ("method", "dpo"), "test/accuracy_mean", 1),
+    ("untrained instruct 37.8%", "methods.csv", ("method", "none"), "test/accuracy_mean", 1),
+    ("OOD: GRPO 51.1%", "methods.csv", ("method", "grpo"), "test/synthetic_ood/accuracy_mean", 1),
+    ("full SFT 43.3%", "methods.csv", ("method", "sft_full"), "test/synthetic_ood/accuracy_mean", 1),
+    ("LoRA SFT 38.0%", "methods.csv", ("method", "sft_lora"), "test/synthetic_ood/accuracy_mean", 1),
+    ("DPO 30.7%", "methods.csv", ("method", "dpo"), "test/synthetic_ood/accuracy_mean", 1),
+    ("untrained 28.7%", "methods.csv", ("method", "none"), "test/synthetic_ood/accuracy_mean", 1),
+    ("full SFT -7.9", "methods_paired.csv", ("level", "sft_full"), "test/synthetic_ood/accuracy_mean", 1),
+    ("OOD, -9.3", "methods_paired.csv", ("level", "sft_full"), "test/accuracy_mean", 1),
+    ("semantic reward (-1.6 points)", "semantic_paired.csv", ("level", "semantic"), "test/accuracy_mean", 1),
+    ("Dr.GRPO (-1.5)", "bias_paired.csv", ("level", "dr_grpo"), "test/accuracy_mean", 1),
+    ("completion by 3.3", "length_paired.csv", ("level", "ecr"), "test/completion_tokens_mean", 1),
+    ("and\n2.7 tokens", "length_paired.csv", ("level", "cwr"), "test/completion_tokens_mean", 1),
+    ("ECR -8.4", "length_paired.csv", ("level", "ecr"), "test/accuracy_mean", 1),
+    ("CWR -6.3", "length_paired.csv", ("level", "cwr"), "test/accuracy_mean", 1),
+    ("+3.6\npoints", "semantic_paired.csv", ("level", "semantic"), "test/judge_score_mean", 1),
+    ("18.1 points above", "init_paired.csv", ("level", "base"), "test/accuracy_mean", 1),
 ]
 # (table, level, metric, whether the README says its paired 95% interval excludes zero)
 INTERVALS = [
     ("methods_paired.csv", "sft_lora", "test/accuracy", True),
     ("methods_paired.csv", "dpo", "test/accuracy", True),
-    ("methods_paired.csv", "sft_full", "test/accuracy", False),
-    ("length_paired.csv", "ecr", "test/completion_tokens", False),
+    ("methods_paired.csv", "sft_full", "test/accuracy", True),
+    ("length_paired.csv", "ecr", "test/completion_tokens", True),
     ("length_paired.csv", "cwr", "test/completion_tokens", False),
-    ("length_paired.csv", "ecr", "test/accuracy", False),
-    ("length_paired.csv", "cwr", "test/accuracy", False),
+]
+# (question-level table, level, test set, metric, the verdict the README gives, McNemar p as written or None)
+VERDICTS = [
+    ("semantic_questions.csv", "semantic", "in-domain", "accuracy", "within evaluation noise", 0.09),
+    ("bias_questions.csv", "dr_grpo", "in-domain", "accuracy", "within evaluation noise", 0.09),
+    ("length_questions.csv", "ecr", "in-domain", "accuracy", "lower, beyond evaluation noise but within seed noise", None),
+    ("length_questions.csv", "cwr", "in-domain", "accuracy", "lower, beyond evaluation noise but within seed noise", None),
 ]
 
 
@@ -63,3 +78,13 @@ def test_what_the_readme_says_of_each_interval_is_what_it_is(table, level, metri
     frame = pd.read_csv(STUDIES / table)
     row = frame[frame["level"] == level].iloc[0]
     assert (abs(row[f"{metric}_mean"]) > row[f"{metric}_ci95"]) == excludes_zero
+
+
+@pytest.mark.parametrize(("table", "level", "test_set", "metric", "verdict", "p"), VERDICTS,
+                         ids=[f"{v[1]}-{v[3]}" for v in VERDICTS])
+def test_what_the_readme_says_of_each_question_level_test_is_what_it_is(table, level, test_set, metric, verdict, p):
+    frame = pd.read_csv(STUDIES / table)
+    row = frame[(frame["level"] == level) & (frame["test_set"] == test_set) & (frame["metric"] == metric)].iloc[0]
+    assert row["verdict"] == verdict
+    if p is not None:
+        assert round(row["p_mcnemar"], 2) == p
