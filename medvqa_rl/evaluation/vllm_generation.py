@@ -55,14 +55,15 @@ class VLLMEvaluator:
     VLLM_CPU_KVCACHE_SPACE instead). min_pixels / max_pixels: the processor's image bounds (model_init), so vLLM's
     processor cuts images into the same patches as ours. Under several processes each runs its own engine on its
     own device (vLLM's external_launcher, as TRL's colocate mode starts it) and generates its own share.
+    engine: further keywords of vllm.LLM (e.g. enforce_eager=True, as the CPU benchmarks start it).
     """
 
     def __init__(self, checkpoint: str, *, dtype: str = "float32", gpu_memory_utilization: float = 0.3,
                  seed: int = 0, min_pixels: int | None = None, max_pixels: int | None = None,
-                 revision: str | None = None, max_model_len: int | None = None):
+                 revision: str | None = None, max_model_len: int | None = None, **engine: object):
         self.checkpoint = checkpoint
         self._settings = dict(dtype=dtype, gpu_memory_utilization=gpu_memory_utilization, seed=seed,
-                              revision=revision, max_model_len=max_model_len)
+                              revision=revision, max_model_len=max_model_len, engine=engine)
         self._image_bounds = {k: v for k, v in (("min_pixels", min_pixels), ("max_pixels", max_pixels))
                               if v is not None}
         self._llm = None
@@ -94,7 +95,7 @@ class VLLMEvaluator:
 
 
 def start_engine(checkpoint: str, image_bounds: dict, *, dtype: str, gpu_memory_utilization: float, seed: int,
-                 revision: str | None, max_model_len: int | None):
+                 revision: str | None, max_model_len: int | None, engine: dict | None = None):
     """vLLM's offline engine on `checkpoint`. generation_config="vllm": vLLM's defaults, never the checkpoint's
     generation_config.json (the evaluation decides its own decoding; medvqa_rl/decoding.py)."""
     from vllm import LLM
@@ -112,7 +113,7 @@ def start_engine(checkpoint: str, image_bounds: dict, *, dtype: str, gpu_memory_
     if process_state().num_processes > 1:
         # one engine per training process, on that process's device (TRL's colocate mode starts its engine so)
         kwargs["distributed_executor_backend"] = "external_launcher"
-    return LLM(**kwargs)
+    return LLM(**kwargs | (engine or {}))
 
 
 def vllm_prompts(processor, records: list[dict]) -> list[dict]:
