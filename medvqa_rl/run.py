@@ -17,6 +17,7 @@ from medvqa_rl.data.synthetic import is_synthetic
 from medvqa_rl.data.test_sets import TestSet, load_run_data
 from medvqa_rl.distributed import process_state
 from medvqa_rl.evaluation import ReasoningSimilarity, evaluate
+from medvqa_rl.evaluation.vllm_generation import VLLMEvaluator
 from medvqa_rl.evaluation.init_cache import init_eval_key, read_cached_init_eval, write_cached_init_eval
 from medvqa_rl.judges.selection import evaluation_judge, evaluation_judge_name
 from medvqa_rl.models.loading import load_init
@@ -82,15 +83,19 @@ def run(cfg: DictConfig, run_dir: str | Path, resume_from: str | Path | None = N
     similarity = (ReasoningSimilarity(cfg.eval.similarity_model, cfg.eval.similarity_device)
                   if main_process and cfg.eval.similarity_model else None)
 
-    def evaluate_set(policy, test_set: TestSet) -> tuple[dict, list[dict]] | tuple[None, None]:
+    def evaluate_set(policy, test_set: TestSet, engine) -> tuple[dict, list[dict]] | tuple[None, None]:
         """One test set's metrics and predictions (main process); every process takes a share."""
         return evaluate(policy, processor, test_set.records, batch_size=cfg.eval.batch_size,
                         max_new_tokens=cfg.eval.max_new_tokens, similarity=similarity,
                         judge=judge if judge_applies(judge, test_set) else None,
-                        progress=cfg.eval.progress and main_process, generation=cfg.eval.generation)
+                        progress=cfg.eval.progress and main_process, generation=cfg.eval.generation, engine=engine)
 
+    # eval.backend=vllm: an engine on the init's weights, started only if the init evaluation is not reused
+    init_engine = vllm_evaluator(cfg, checkpoint, cfg.model_init.get("revision"))
     init_metrics, init_predictions, init_cached = init_evaluation(
-        cfg, run_dir, provenance, resume_from, test_sets, lambda test_set: evaluate_set(model, test_set))
+        cfg, run_dir, provenance, resume_from, test_sets, lambda test_set: evaluate_set(model, test_set, init_engine))
+    if init_engine is not None:
+        init_engine.close()
     if main_process:
         for test_set in test_sets:
             log.info("init: %s accuracy %.1f%%, format %.1f%%", test_set.label,
@@ -114,20 +119,25 @@ def run(cfg: DictConfig, run_dir: str | Path, resume_from: str | Path | None = N
             trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
         if cfg.save_model:  # every process: sharded (ZeRO-3, FSDP) weights are gathered for the save
             trainer.save_model(str(run_dir / MODEL_DIR))
+            if main_process:  # before the evaluation: eval.backend=vllm loads model/ with its processor
+                processor.save_pretrained(run_dir / MODEL_DIR)
+            state.wait_for_everyone()
         if cfg.method.push_to_hub:
             trainer.push_to_hub()
+        # eval.backend=vllm: an engine on the trained weights as saved (config checks require save_model, no LoRA)
+        engine = vllm_evaluator(cfg, str(run_dir / MODEL_DIR))
         metrics, predictions = {}, {}
         for test_set in test_sets:
-            set_metrics, predictions[test_set.name] = evaluate_set(trainer.model, test_set)
+            set_metrics, predictions[test_set.name] = evaluate_set(trainer.model, test_set, engine)
             metrics |= prefixed(test_set, set_metrics or {})
+        if engine is not None:
+            engine.close()
         steps, history, per_step = trainer.state.global_step, trainer.state.log_history, examples_per_step(cfg.method)
     else:  # method=none: the same model and decoder, so its init evaluation is its evaluation
         metrics, predictions, steps, history, per_step = init_metrics, init_predictions, 0, [], 0
     if not main_process:
         return {}
 
-    if training and cfg.save_model:
-        processor.save_pretrained(run_dir / MODEL_DIR)
     for test_set in test_sets:
         log.info("%s: %s accuracy %.1f%% (init %.1f%%)", "trained" if training else "evaluated", test_set.label,
                  metrics[test_set.prefix + "accuracy"], init_metrics[test_set.prefix + "accuracy"])
@@ -145,6 +155,8 @@ def run(cfg: DictConfig, run_dir: str | Path, resume_from: str | Path | None = N
     # The evaluation's decoder, as stated by our config (no checkpoint's generation_config applies).
     record |= {f"eval/generation/{key}": value for key, value in cfg.eval.generation.items()}
     record["eval/max_new_tokens"] = cfg.eval.max_new_tokens
+    record["eval/backend"] = cfg.eval.backend  # which engine generated the evaluation's completions
+    record["train/rollout_engine"] = rollout_engine(cfg)
     if judge is not None:
         record["eval/judge"] = evaluation_judge_name(cfg)
     write_predictions(run_dir, test_sets, predictions, "predictions.jsonl")
@@ -157,6 +169,24 @@ def run(cfg: DictConfig, run_dir: str | Path, resume_from: str | Path | None = N
         finish_safely(wandb_run, record, lambda: predictions_table(predictions[None], test_records, rewards,
                                                                    cfg.wandb.table_rows), outcomes=predictions)
     return record
+
+
+def vllm_evaluator(cfg: DictConfig, checkpoint: str, revision: str | None = None) -> VLLMEvaluator | None:
+    """eval.backend=vllm: a (lazily started) vLLM engine on `checkpoint`, loaded as model_init says; else None."""
+    if cfg.eval.backend != "vllm":
+        return None
+    load = cfg.model_init
+    return VLLMEvaluator(checkpoint, dtype=load.dtype, gpu_memory_utilization=cfg.eval.vllm_gpu_memory_utilization,
+                         seed=cfg.seed, min_pixels=load.min_pixels, max_pixels=load.max_pixels,
+                         revision=revision)
+
+
+def rollout_engine(cfg: DictConfig) -> str:
+    """What generated the training completions: 'vllm-<mode>' (GRPO's rollouts through TRL's vLLM mode), 'hf'
+    (GRPO through transformers' generate), or 'none' (SFT / DPO generate nothing)."""
+    if cfg.method.trainer != "grpo":
+        return "none"
+    return f"vllm-{cfg.method.vllm_mode}" if cfg.method.use_vllm else "hf"
 
 
 def judge_applies(judge, test_set: TestSet) -> bool:

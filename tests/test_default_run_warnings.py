@@ -15,6 +15,12 @@ NOT_OURS = {
     "trl": re.compile(r"`is_gradient_checkpointing` is deprecated"),
     # transformers' Trainer pins dataloader memory by default, which torch declines on a machine without a GPU.
     "torch": re.compile(r"'pin_memory' argument is set as true but no accelerator is found"),
+    # The vLLM stack only (docs/paper_setting.md#vllm-rollouts). TRL 1.16's GRPO imports trl.generation, which imports
+    # vLLM whenever it is installed and warns that 0.32 is outside its 0.22-0.31 (the config checks accept only 0.32).
+    "trl (vLLM stack)": re.compile(r"TRL currently supports vLLM versions from 0\.22\.0 to 0\.31\.0\. "
+                                   r"You have version 0\.32\.\d+\S* installed"),
+    # ... and vLLM's import compiles with torch.compile, whose inductor imports torch/utils/mkldnn.py (torch 2.13).
+    "torch (vLLM stack)": re.compile(r"`torch\.jit\.script_method` is deprecated"),
 }
 # A Python warning ("file:line: FutureWarning: ..."), a transformers logger warning ("[transformers] ..."), or a
 # logged WARNING in Hydra's job log format ("[time][logger][WARNING] - ...").

