@@ -47,12 +47,11 @@ def paired_effects(runs: pd.DataFrame, factors: tuple[str, ...],
     metrics = [c for c, _, _ in metric_columns(runs.columns)]  # every test set's (tables.metric_columns)
     records, missing = [], []
     for factor in factors:
-        ref, others = reference[factor], [f for f in factors if f != factor]
-        if not (runs[factor] == ref).any():
+        ref, others, keyed = pairing_frame(runs, factor, factors, reference)
+        if keyed is None:
             if runs[factor].notna().any():
                 missing.append((factor, ref))
             continue
-        keyed = runs.dropna(subset=[factor]).fillna({f: _MISSING for f in others})
         cells = seed_means(keyed, [*others, factor]).set_index([*others, "seed", factor]).unstack(factor)
         for level in sorted(set(cells["runs"].columns) - {ref}):
             matched = cells["runs"][[level, ref]].notna().all(axis=1)
@@ -64,6 +63,17 @@ def paired_effects(runs: pd.DataFrame, factors: tuple[str, ...],
     effects = pd.DataFrame(records)
     effects.attrs["missing_reference"] = missing
     return effects
+
+
+def pairing_frame(runs: pd.DataFrame, factor: str, factors: tuple[str, ...],
+                  reference: dict[str, str] = REFERENCE_LEVELS) -> tuple[str, list[str], pd.DataFrame | None]:
+    """(the factor's reference level, the other factors, the runs that record a level of `factor` with the other
+    factors' unrecorded levels filled in, so such runs still pair with each other; None when no run is at the
+    reference level). Shared by the seed-level (here) and the question-level (question_level.py) pairing."""
+    ref, others = reference[factor], [f for f in factors if f != factor]
+    if not (runs[factor] == ref).any():
+        return ref, others, None
+    return ref, others, runs.dropna(subset=[factor]).fillna({f: _MISSING for f in others})
 
 
 def judges(level: pd.DataFrame, reference: pd.DataFrame) -> dict:

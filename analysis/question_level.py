@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis.paired import pairing_frame
 from analysis.significance import (CONFIDENCE, UnpairedError, mcnemar_exact, paired_bootstrap, paired_values,
                                    two_level_bootstrap)
 from analysis.studies import REFERENCE_LEVELS, Study
@@ -49,7 +50,6 @@ NOTE = ("question-level paired tests on the questions both arms answered: effect
         "within evaluation noise when McNemar p ≥ 0.05 (accuracy) or the question CI covers 0; within seed noise "
         "when the seeds+questions CI or the seed CI covers 0 (with few seeds the bootstrap over seeds is the "
         "narrower, so the wider decides)")
-_MISSING = "<none>"
 
 
 @dataclass
@@ -70,10 +70,9 @@ def comparisons(runs: pd.DataFrame, factors: tuple[str, ...], outcomes: OutcomeR
     lack them are added to `lacking` (their comparisons are skipped)."""
     read = cache(outcomes)
     for factor in factors:
-        ref, others = reference[factor], [f for f in factors if f != factor]
-        if not (runs[factor] == ref).any():
+        ref, others, keyed = pairing_frame(runs, factor, factors, reference)
+        if keyed is None:
             continue
-        keyed = runs.dropna(subset=[factor]).fillna({f: _MISSING for f in others})
         cells = keyed.groupby([*others, "seed", factor], sort=True, dropna=False)["run"].apply(list).unstack(factor)
         for level in sorted(set(cells.columns) - {ref}):
             pairs = cells[[level, ref]].dropna()
@@ -178,17 +177,17 @@ def _statistics(by_seed: dict, mcnemar: bool) -> dict:
         a = np.concatenate([by_seed[s][1] for s in seeds]) > 0
         b = np.concatenate([by_seed[s][2] for s in seeds]) > 0
         p = mcnemar_exact(a, b).p_value
-    effect = float(seed_effects.mean())
-    return {"n": len(seeds), "seeds": ",".join(map(str, seeds)), "effect": effect, "seed_ci95": ci95(seed_effects),
+    effect, seed_ci = float(seed_effects.mean()), ci95(seed_effects)
+    both_low, both_high = (both.low, both.high) if both else (float("nan"), float("nan"))
+    return {"n": len(seeds), "seeds": ",".join(map(str, seeds)), "effect": effect, "seed_ci95": seed_ci,
             "question_low": pooled.low, "question_high": pooled.high, "p_mcnemar": p,
-            "both_low": both.low if both else float("nan"), "both_high": both.high if both else float("nan"),
-            "verdict": verdict(effect, p, pooled.low, pooled.high, *(both and (both.low, both.high) or (None, None)),
-                               ci95(seed_effects)),
+            "both_low": both_low, "both_high": both_high,
+            "verdict": verdict(effect, p, pooled.low, pooled.high, both_low, both_high, seed_ci),
             "per_seed": "; ".join(per_seed), "note": ""}
 
 
-def verdict(effect: float, p: float, low: float, high: float, both_low: float | None = None,
-            both_high: float | None = None, seed_ci95: float = float("nan")) -> str:
+def verdict(effect: float, p: float, low: float, high: float, both_low: float = float("nan"),
+            both_high: float = float("nan"), seed_ci95: float = float("nan")) -> str:
     """In words: within evaluation noise, or which way the level differs and whether the seeds' noise covers it.
     Seed noise covers it when the two-level interval or the seed-level t-interval covers 0: with few seeds a
     percentile bootstrap over seeds is narrower than the t-interval (it cannot see the t tails), so the wider
@@ -197,7 +196,7 @@ def verdict(effect: float, p: float, low: float, high: float, both_low: float | 
     if not beyond:
         return "within evaluation noise"
     direction = "higher" if effect > 0 else "lower"
-    if both_low is None:
+    if math.isnan(both_low):  # one seed: no two-level interval
         return f"{direction}, beyond evaluation noise (one seed: seed noise not measured)"
     if both_low <= 0 <= both_high or (not math.isnan(seed_ci95) and abs(effect) <= seed_ci95):
         return f"{direction}, beyond evaluation noise but within seed noise"

@@ -20,7 +20,7 @@ from medvqa_rl.bookkeeping.checkpoints import checkpoints
 from medvqa_rl.bookkeeping.question_outcomes import (WANDB_KEY, OutcomeReader, Outcomes, local_outcomes,
                                                      outcomes_from_table)
 from medvqa_rl.factors import RECORDED_GROUPS
-from medvqa_rl.bookkeeping.run_record import FAILURE_FILE, METRICS, finished_record, read_json_object
+from medvqa_rl.bookkeeping.run_record import FAILURE_FILE, METRICS, finished_record, read_json_object, read_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -191,8 +191,7 @@ def scan_run_dirs(dirs: list[str | Path]) -> Records:
                         | {"reused_from": metrics.get("reused_from")})
             history_path = run_dir / "history.jsonl"
             if history_path.exists():
-                steps = [json.loads(line) for line in history_path.read_text().splitlines() if line.strip()]
-                histories.append(_history_frame(str(run_dir), steps))
+                histories.append(_history_frame(str(run_dir), read_jsonl(history_path)))
     if not rows and not excluded:
         raise NoRunsError(f"no run under {', '.join(map(str, dirs))}: no run directory (a folder with "
                           ".hydra/config.yaml) was found")

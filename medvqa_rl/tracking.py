@@ -10,7 +10,6 @@ summary holds the final metrics; `test/predictions` is a Table of sample predict
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import secrets
@@ -20,6 +19,7 @@ from urllib.parse import urlparse
 from omegaconf import DictConfig, OmegaConf
 
 from medvqa_rl.bookkeeping.question_outcomes import WANDB_KEY, local_predictions, outcome_table_rows
+from medvqa_rl.bookkeeping.run_record import read_jsonl
 from medvqa_rl.data.questions import gold_answer
 from medvqa_rl.data.splits import reward_columns
 from medvqa_rl.factors import RECORDED_GROUPS
@@ -124,7 +124,7 @@ def mirror_copied_run(cfg: DictConfig, run_dir: Path, record: dict) -> None:
         run = start_wandb(cfg, str(run_dir), wandb_run_id(run_dir, record.get("config_fingerprint", "")),
                           config={"reused_from": record["reused_from"]})
         history = Path(run_dir) / "history.jsonl"
-        rows = [json.loads(line) for line in history.read_text().splitlines() if line.strip()] if history.exists() else []
+        rows = read_jsonl(history) if history.exists() else []
         for row in rows:
             if "step" in row:
                 run.log({f"train/{k}": v for k, v in row.items() if k != "step"} | {"train/global_step": row["step"]})

@@ -27,6 +27,19 @@ def _pretend_vllm(monkeypatch, installed: bool | str):
     monkeypatch.setattr(config_checks, "installed_vllm_version", lambda: version)
 
 
+def _checked_before_loading(monkeypatch, tmp_path, overrides: list[str], installed):
+    """The config of a run whose data or model loading fails the test: its config must be refused before."""
+    import medvqa_rl.run as run_module
+
+    def must_not_load(*args, **kwargs):
+        raise AssertionError("data or model was loaded before the config was checked")
+
+    monkeypatch.setattr(run_module, "load_run_data", must_not_load)
+    monkeypatch.setattr(run_module, "load_init", must_not_load)
+    _pretend_vllm(monkeypatch, installed)
+    return compose_config(overrides + ["wandb.mode=disabled", f"cache_dir={tmp_path}"])
+
+
 def test_vllm_is_off_by_default_and_trl_generates(tmp_path):
     args = grpo_config(compose_config([]), str(tmp_path), report_to="none")
     assert (args.use_vllm, args.vllm_mode, args.vllm_gpu_memory_utilization) == (False, "colocate", 0.3)
@@ -50,15 +63,7 @@ def test_vllm_flags_reach_grpo_config(mode, fraction, tmp_path):
     (["method.use_vllm=true", "method.vllm_gpu_memory_utilization=1.5"], "method.vllm_gpu_memory_utilization", True),
 ])
 def test_bad_vllm_settings_fail_before_loading(overrides, key, installed, tmp_path, monkeypatch):
-    import medvqa_rl.run as run_module
-
-    def must_not_load(*args, **kwargs):
-        raise AssertionError("data or model was loaded before the config was checked")
-
-    monkeypatch.setattr(run_module, "load_run_data", must_not_load)
-    monkeypatch.setattr(run_module, "load_init", must_not_load)
-    _pretend_vllm(monkeypatch, installed)
-    cfg = compose_config(overrides + ["wandb.mode=disabled", f"cache_dir={tmp_path}"])
+    cfg = _checked_before_loading(monkeypatch, tmp_path, overrides, installed)
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")) as error:
         run(cfg, tmp_path / "run")
     if key == "method.use_vllm":
@@ -94,15 +99,7 @@ def test_only_a_tested_vllm_is_accepted(setting, version, accepted, monkeypatch)
     (["eval.backend=vllm", "method.lora.enabled=true"], "method.lora.enabled", True),
 ])
 def test_bad_vllm_evaluation_fails_before_loading(overrides, key, installed, tmp_path, monkeypatch):
-    import medvqa_rl.run as run_module
-
-    def must_not_load(*args, **kwargs):
-        raise AssertionError("data or model was loaded before the config was checked")
-
-    monkeypatch.setattr(run_module, "load_run_data", must_not_load)
-    monkeypatch.setattr(run_module, "load_init", must_not_load)
-    _pretend_vllm(monkeypatch, installed)
-    cfg = compose_config(overrides + ["wandb.mode=disabled", f"cache_dir={tmp_path}"])
+    cfg = _checked_before_loading(monkeypatch, tmp_path, overrides, installed)
     with pytest.raises(ConfigError, match=re.escape(key)):
         run(cfg, tmp_path / "run")
 

@@ -11,12 +11,12 @@ key pairs the same questions or names the ones that differ.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
 
+from medvqa_rl.bookkeeping.run_record import read_jsonl
 from medvqa_rl.data.test_sets import FOLDER
 
 IN_DOMAIN = "in-domain"  # the runs' own test split, among the test sets (the tables' column group too)
@@ -27,7 +27,7 @@ OUTCOME_FIELDS = ("correct", "well_formed", "completion_tokens", "judge_verdict"
 WANDB_KEY = "test/outcomes"  # the W&B Table of every question's outcome: columns test_set, id, question_key, ...
 ASKED = ("question", "options", "answer_label", "answer_text")  # what identifies a question beyond its id
 
-Outcomes = dict[str, dict[str, dict]]  # test set (IN_DOMAIN or the set's name) -> question id -> outcome row
+Outcomes = dict[str, dict[str, dict]]  # test set (IN_DOMAIN or the set's name) -> pairing_key -> outcome row
 OutcomeReader = Callable[[str], Outcomes]  # a run (the run frame's `run`) -> its outcomes ({} when it has none)
 
 
@@ -45,13 +45,6 @@ def outcome_row(prediction: dict) -> dict:
 
 def pairing_key(row: dict) -> str:
     return f"{row['id']}#{row['question_key']}"
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    """Rows of a .jsonl or .jsonl.gz file."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt") as f:
-        return [json.loads(line) for line in f if line.strip()]
 
 
 def predictions_file(folder: Path) -> Path | None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import platform
@@ -29,13 +30,21 @@ def package_versions() -> dict[str, str]:
         except PackageNotFoundError:
             found[name] = "not installed"
     for name, distributions in OPTIONAL_PACKAGES.items():
-        for distribution in distributions:
-            try:
-                found[name] = f"{version(distribution)}" + ("" if distribution == name else f" ({distribution})")
-                break
-            except PackageNotFoundError:
-                continue
+        installed = installed_distribution(distributions)
+        if installed is not None:
+            distribution, found_version = installed
+            found[name] = found_version + ("" if distribution == name else f" ({distribution})")
     return found
+
+
+def installed_distribution(distributions: tuple[str, ...]) -> tuple[str, str] | None:
+    """(distribution, version) of the first of these distributions that is installed, else None."""
+    for distribution in distributions:
+        try:
+            return distribution, version(distribution)
+        except PackageNotFoundError:
+            continue
+    return None
 
 
 def write_json(path: Path, value, **dumps) -> Path:
@@ -79,6 +88,13 @@ def write_jsonl(run_dir: Path, rows: list[dict], name: str) -> Path:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
     return path
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """The rows of a .jsonl file (write_jsonl's), or of a gzipped one (.jsonl.gz: the slim records' predictions)."""
+    opener = gzip.open if Path(path).suffix == ".gz" else open
+    with opener(path, "rt") as f:
+        return [json.loads(line) for line in f if line.strip()]
 
 
 def write_resolved_config(run_dir: Path, cfg: DictConfig) -> Path:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Mapping
 
-from medvqa_rl.evaluation.generation import GREEDY, _until_stop, stop_token_ids
+from medvqa_rl.evaluation.generation import GREEDY, _until_stop
 from medvqa_rl.prompts import chat_prompt
 
 # transformers' global GenerationConfig defaults for the knobs vLLM has too: a knob eval.generation leaves out takes
