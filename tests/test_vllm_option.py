@@ -77,7 +77,7 @@ def test_colocate_vllm_without_a_gpu_fails_before_loading(tmp_path, monkeypatch)
     would fail minutes into the run (docs/paper_setting.md#vllm-rollouts): refused before loading, naming the keys;
     the server mode (its GPU may be elsewhere) and the vLLM evaluation (no weight sync) stay allowed."""
     cfg = _checked_before_loading(monkeypatch, tmp_path, ["method.use_vllm=true"], installed=True)
-    monkeypatch.setattr(config_checks, "accelerator_available", lambda: False)
+    _pretend_vllm(monkeypatch, installed=True, gpu=False)
     with pytest.raises(ConfigError, match=r"method\.use_vllm=true with method\.vllm_mode=colocate needs a GPU"):
         run(cfg, tmp_path / "run")
     check_config(compose_config(["method.use_vllm=true", "method.vllm_mode=server"]))
