@@ -157,11 +157,12 @@ def _common(values) -> str | None:
 
 def run_dirs(root: Path) -> list[tuple[Path, Path]]:
     """(run dir, its config) under root: folders with Hydra's .hydra/config.yaml, or else the run record's own
-    resolved_config.yaml (a run started from Python, not the command line)."""
+    resolved_config.yaml (a run started from Python, not the command line). Records a rerun set aside under a
+    run's previous/ are not listed: they belong to that run (scan_run_dirs lists them with it)."""
     found = {p.parent.parent: p for p in root.rglob(".hydra/config.yaml")}
     for path in root.rglob("resolved_config.yaml"):
         found.setdefault(path.parent, path)
-    return sorted(found.items())
+    return sorted((run, config) for run, config in found.items() if "previous" not in run.relative_to(root).parts)
 
 
 def scan_run_dirs(dirs: list[str | Path]) -> Records:
@@ -173,8 +174,6 @@ def scan_run_dirs(dirs: list[str | Path]) -> Records:
         if not root.exists():
             raise FileNotFoundError(f"--runs {root}: no such directory")
         for run_dir, config_path in run_dirs(root):
-            if "previous" in run_dir.relative_to(root).parts:
-                continue  # listed with its run (below)
             cfg = OmegaConf.load(config_path)
             status, detail, record, metrics = _unfinished(run_dir)
             factors = {f: metrics.get(f"factor/{f}", OmegaConf.select(cfg, f"{f}.name")) for f in FACTORS}

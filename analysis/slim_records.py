@@ -47,7 +47,7 @@ def slim_records(source: Path, target: Path) -> list[Path]:
     """Slim copies of the finished runs under source into target (same relative paths); returns the runs copied."""
     copied = []
     for run_dir, _ in run_dirs(source):
-        if "previous" in run_dir.relative_to(source).parts or finished_record(run_dir) is None:
+        if finished_record(run_dir) is None:
             continue
         slim_run(run_dir, target / run_dir.relative_to(source))
         copied.append(run_dir)

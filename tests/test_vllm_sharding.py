@@ -69,7 +69,8 @@ def test_each_process_generates_its_share_with_its_own_engine(tiny_cache, tmp_pa
         engines = {int(p.stem): json.loads(p.read_text()) for p in engine_log.glob("*.json")}
         predictions = [json.loads(line) for line in (run_dir / "predictions.jsonl").read_text().splitlines()]
         runs[processes] = engines, predictions, json.loads((run_dir / "metrics.json").read_text())
-    (one,), one_predictions, one_record = runs[1][0].values(), runs[1][1], runs[1][2]
+    single, one_predictions, one_record = runs[1]
+    (one,) = single.values()
     engines, predictions, record = runs[2]
     # one engine per process, each on its own device through vLLM's external launcher; one process: vLLM's default
     assert sorted(engines) == [0, 1]
