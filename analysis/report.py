@@ -92,7 +92,7 @@ def run_list(records: Records, out: Path) -> pd.DataFrame:
     detail, record (the file the run's row comes from: metrics.json, failure.json, ...; None when it left
     none) and link (to the record, relative to `out`)."""
     finished = records.runs.assign(status="finished", detail="")
-    if "reused_from" in finished:  # a study's shared arm, trained once (medvqa_rl/bookkeeping/shared_arms.py)
+    if "reused_from" in finished:  # a study's shared arm, trained once (medvqa_rl/reuse/shared_arms.py)
         finished["detail"] = [f"the record of {_grid_point(twin)} (same config), copied" if isinstance(twin, str)
                               else "" for twin in finished["reused_from"]]
     if not finished.empty:
