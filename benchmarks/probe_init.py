@@ -13,7 +13,7 @@ import torch
 
 from medvqa_rl.data.synthetic import make_split
 from medvqa_rl.evaluation import generate_greedy
-from medvqa_rl.evaluation.generation import generate_sampled
+from medvqa_rl.models.generation import generate_sampled
 from medvqa_rl.models.init_probe import probe_completions
 from medvqa_rl.models.loading import load_model_and_processor
 from medvqa_rl.rewards import answer_letter

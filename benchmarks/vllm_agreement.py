@@ -23,7 +23,7 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from medvqa_rl.data.splits import load_test_split
-from medvqa_rl.evaluation.generation import generate_greedy, stop_token_ids
+from medvqa_rl.models.generation import generate_greedy, stop_token_ids
 from medvqa_rl.evaluation.vllm_generation import VLLMEvaluator, completions_from, vllm_outputs
 from medvqa_rl.models.loading import init_checkpoint, load_model_and_processor
 from medvqa_rl.prompts import prompt_conversation

@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 from medvqa_rl.config_checks import ConfigError
 from medvqa_rl.data.validation import BadRowsError
 from medvqa_rl.models.shipped_tiny import ShippedCheckpointError
-from medvqa_rl.bookkeeping.resumable import resumable_run
+from medvqa_rl.reuse.resumable import resumable_run
 from medvqa_rl.run import run
 
 # Errors in what the user gave (a config value, a dataset's rows, a damaged install): their message says

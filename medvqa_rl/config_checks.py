@@ -14,14 +14,16 @@ from packaging.version import InvalidVersion, Version
 from trl import GRPOConfig
 
 from medvqa_rl.bookkeeping.run_record import OPTIONAL_PACKAGES, installed_distribution
-from medvqa_rl.data.questions import QUESTION_MODES
+from medvqa_rl.questions import QUESTION_MODES
 from medvqa_rl.data.splits import LOADERS
 from medvqa_rl.data.synthetic import DATASETS, SHIFTS, is_synthetic
 from medvqa_rl.data.test_sets import name_problem
 from medvqa_rl.data.validation import ON_BAD_ROW
+from medvqa_rl.evaluation.vllm_generation import unsupported_decoding
 from medvqa_rl.judges.base import ON_FAILURE
 from medvqa_rl.judges.selection import judge_backend
 from medvqa_rl.models.loading import ADAPTER_CONFIG, ATTENTION, DTYPES, adapter_base
+from medvqa_rl.tracking import wandb_key_error
 from medvqa_rl.training import NO_TRAINING, TRAINERS
 
 
@@ -84,8 +86,6 @@ def _check_test_sets(cfg: DictConfig) -> None:
 
 
 def _check_wandb(cfg: DictConfig) -> None:
-    from medvqa_rl.tracking import wandb_key_error
-
     if cfg.wandb.mode not in ("online", "offline", "disabled"):
         raise ConfigError(f"wandb.mode must be online, offline or disabled, got {cfg.wandb.mode!r}")
     if cfg.wandb.init_timeout <= 0:
@@ -160,8 +160,6 @@ def _check_eval_backend(cfg: DictConfig) -> None:
         return
     _require_vllm("eval.backend=vllm", "eval.backend=hf")
     _check_fraction("eval.vllm_gpu_memory_utilization", cfg.eval.vllm_gpu_memory_utilization)
-    from medvqa_rl.evaluation.vllm_generation import unsupported_decoding
-
     problem = unsupported_decoding(cfg.eval.generation)
     if problem is not None:
         raise ConfigError(f"eval.backend=vllm: {problem}")

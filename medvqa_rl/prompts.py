@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from trl.data_utils import prepare_multimodal_messages
 
-from medvqa_rl.data.questions import gold_answer
+from medvqa_rl.questions import gold_answer
 
 LETTERS = "ABCD"
 
@@ -28,7 +28,7 @@ def prompt_messages(question: str, options: list[str]) -> list[dict]:
 
 def reference_completion(rationale: str, answer: str) -> str:
     """The target response of supervised tuning: the reference rationale, then the answer (the letter, or an
-    open question's answer text: medvqa_rl.data.questions.gold_answer)."""
+    open question's answer text: medvqa_rl.questions.gold_answer)."""
     return f"<think>{rationale}</think><answer>{answer}</answer>"
 
 

@@ -18,7 +18,7 @@ from medvqa_rl.data.test_sets import TestSet, load_run_data
 from medvqa_rl.distributed import process_state
 from medvqa_rl.evaluation import ReasoningSimilarity, evaluate
 from medvqa_rl.evaluation.vllm_generation import VLLMEvaluator
-from medvqa_rl.evaluation.init_cache import init_eval_key, read_cached_init_eval, write_cached_init_eval
+from medvqa_rl.bookkeeping.init_cache import init_eval_key, read_cached_init_eval, write_cached_init_eval
 from medvqa_rl.judges.selection import evaluation_judge, evaluation_judge_name
 from medvqa_rl.models.loading import load_init
 from medvqa_rl.bookkeeping.provenance import PREFIX, init_identity, reuse_key, run_provenance
@@ -48,9 +48,9 @@ def run(cfg: DictConfig, run_dir: str | Path, resume_from: str | Path | None = N
     Returns the flat metrics: test/* after training and init/test/* before it (rates in percent 0-100), on the
     dataset's test split and, as test/<name>/*, on each of eval.test_sets (medvqa_rl/data/test_sets.py).
     method=none trains nothing: the init checkpoint's evaluation is the record (test/* = init/test/*).
-    With resume_from (a checkpoint of this config, medvqa_rl/bookkeeping/resumable.py), training continues from it
+    With resume_from (a checkpoint of this config, medvqa_rl/reuse/resumable.py), training continues from it
     and the init evaluation already recorded is reused; otherwise an init evaluation cached for the same
-    init and settings is (medvqa_rl/evaluation/init_cache.py). Under `accelerate launch` / torchrun every
+    init and settings is (medvqa_rl/bookkeeping/init_cache.py). Under `accelerate launch` / torchrun every
     process trains and generates its share of each evaluation; the main one scores it, records and logs
     (the others return an empty dict). provenance: what produced the numbers (medvqa_rl/bookkeeping/provenance.py; computed
     when not given), recorded as provenance/*, with the init's identity taken again once it is loaded (a hub

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from medvqa_rl.bookkeeping.question_outcomes import WANDB_KEY, local_predictions, outcome_table_rows
 from medvqa_rl.bookkeeping.run_record import read_jsonl
-from medvqa_rl.data.questions import gold_answer
+from medvqa_rl.questions import gold_answer
 from medvqa_rl.data.splits import reward_columns
 from medvqa_rl.factors import RECORDED_GROUPS
 from medvqa_rl.judges.selection import judge_backend
@@ -115,7 +115,7 @@ def finish_safely(run, metrics: dict, predictions=None, outcomes: dict | None = 
 
 
 def mirror_copied_run(cfg: DictConfig, run_dir: Path, record: dict) -> None:
-    """A W&B run for a record copied from another sweep (medvqa_rl/bookkeeping/shared_arms.py), so the W&B side of this
+    """A W&B run for a record copied from another sweep (medvqa_rl/reuse/shared_arms.py), so the W&B side of this
     sweep has the arm too: config `reused_from`, the copied history (train/ keys, as TRL logs them) and the
     record as its summary. Best effort, like every W&B call after the record is written."""
     if cfg.wandb.mode == "disabled":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,13 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # One torch thread per xdist worker (and per CLI run it starts): two workers on two cores, not four threads.
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
 
 # Small budgets for the tiny inits and the run, so tests take seconds, not minutes.
 SMALL_TINY = [
@@ -54,12 +62,21 @@ def compose_config(overrides: list[str] | None = None) -> DictConfig:
 
 @pytest.fixture(scope="session")
 def tiny_cache(tmp_path_factory) -> str:
-    """A cache directory holding the small tiny base and instruct, built once per session."""
-    from medvqa_rl.models.tiny_inits import tiny_checkpoint
+    """A cache directory holding the small tiny base and instruct, one per test process.
 
+    The models are built once per test command: under pytest-xdist the workers share one build folder (the
+    build's own file lock lets the first build and the others wait), then each copies it into a cache of its own,
+    so one worker's init-evaluation or dataset cache entries never meet another's tests.
+    """
+    from medvqa_rl.models.tiny_inits import built_root
+
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # the folder every worker's basetemp sits in
+    built = built_root(OmegaConf.to_container(compose_config(SMALL_TINY).family.build, resolve=True),
+                       shared / "tiny_build")
     cache = tmp_path_factory.mktemp("tiny_cache")
-    cfg = compose_config(SMALL_TINY)
-    tiny_checkpoint("instruct", OmegaConf.to_container(cfg.family.build, resolve=True), cache)
+    shutil.copytree(built, cache / built.name, ignore=shutil.ignore_patterns(".lock"))
     return str(cache)
 
 

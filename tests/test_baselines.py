@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from medvqa_rl.data.preferences import rejected_completion
+from medvqa_rl.training.preferences import rejected_completion
 from medvqa_rl.data.splits import load_splits
 from medvqa_rl.data.synthetic import make_split
 from medvqa_rl.evaluation import reference_perplexity

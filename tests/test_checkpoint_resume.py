@@ -18,7 +18,7 @@ from safetensors.torch import save_file
 from medvqa_rl.bookkeeping import checkpoints
 from medvqa_rl.bookkeeping.checkpoints import OWNER_FILE, TRAINER_DIR, mark_trainer_dir, resumable_checkpoint
 from medvqa_rl.bookkeeping.provenance import reuse_key, run_provenance
-from medvqa_rl.bookkeeping.resumable import resumable_run
+from medvqa_rl.reuse.resumable import resumable_run
 from medvqa_rl.run import run
 
 from .conftest import SMALL_RUN, SMALL_TINY, compose_config

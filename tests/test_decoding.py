@@ -11,7 +11,7 @@ from transformers import GenerationConfig, set_seed
 from medvqa_rl.data.splits import load_splits
 from medvqa_rl.data.synthetic import make_split
 from medvqa_rl.decoding import TOKEN_IDS, OwnDecodingCallback, own_generation_config
-from medvqa_rl.evaluation.generation import end_of_turn_ids, generate_greedy
+from medvqa_rl.models.generation import end_of_turn_ids, generate_greedy
 from medvqa_rl.models.loading import load_init
 from medvqa_rl.prompts import prompt_conversation
 from medvqa_rl.training.grpo import build_grpo_trainer, reward_functions

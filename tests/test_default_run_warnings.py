@@ -11,10 +11,6 @@ from .conftest import ONE_STEP_RUN, cli
 
 # Warnings that libraries raise on their own, whatever we pass.
 NOT_OURS = {
-    # TRL 1.16's unwrap_model_for_generation reads the deprecated model property (trl/models/utils.py).
-    "trl": re.compile(r"`is_gradient_checkpointing` is deprecated"),
-    # transformers' Trainer pins dataloader memory by default, which torch declines on a machine without a GPU.
-    "torch": re.compile(r"'pin_memory' argument is set as true but no accelerator is found"),
     # The vLLM stack only (docs/paper_setting.md#vllm-rollouts). TRL 1.16's GRPO imports trl.generation, which imports
     # vLLM whenever it is installed and warns that 0.32 is outside its 0.22-0.31 (the config checks accept only 0.32).
     "trl (vLLM stack)": re.compile(r"TRL currently supports vLLM versions from 0\.22\.0 to 0\.31\.0\. "

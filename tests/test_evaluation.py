@@ -113,7 +113,7 @@ def test_generation_stops_at_the_chats_end_of_turn_as_well_as_eos(instruct_model
     import copy
 
     from medvqa_rl.evaluation import generate_greedy
-    from medvqa_rl.evaluation.generation import end_of_turn_ids
+    from medvqa_rl.models.generation import end_of_turn_ids
 
     model, processor = instruct_model
     records = make_split("test", 4, seed=2)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from medvqa_rl.bookkeeping.resumable import resumable_run
+from medvqa_rl.reuse.resumable import resumable_run
 from medvqa_rl.config_checks import ConfigError
 from medvqa_rl.run import run
 

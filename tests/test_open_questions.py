@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 
 from medvqa_rl.config_checks import ConfigError, check_config
-from medvqa_rl.data.questions import gold_answer, is_open
+from medvqa_rl.questions import gold_answer, is_open
 from medvqa_rl.data.splits import to_trl_dataset
 from medvqa_rl.data.validation import BadRowsError
 
@@ -131,7 +131,7 @@ def _open_record(i: int, answer: str, question_type: str = "open") -> dict:
 
 
 def test_dpo_rejects_another_answer_of_the_same_split_and_type():
-    from medvqa_rl.data.preferences import rejected_completions
+    from medvqa_rl.training.preferences import rejected_completions
     from medvqa_rl.rewards import answer_content
     from medvqa_rl.rewards.open_answer import exact_match
 
@@ -150,7 +150,7 @@ def test_dpo_rejects_another_answer_of_the_same_split_and_type():
 
 
 def test_dpo_without_any_other_answer_is_a_clear_error():
-    from medvqa_rl.data.preferences import rejected_completions
+    from medvqa_rl.training.preferences import rejected_completions
 
     with pytest.raises(ValueError, match="another answer"):
         rejected_completions([_open_record(0, "liver"), _open_record(1, "The liver")], seed=0)

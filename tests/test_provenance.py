@@ -17,7 +17,7 @@ from analysis.__main__ import main as analysis_main
 from medvqa_rl.config_checks import ConfigError, check_config
 from medvqa_rl.models.shipped_tiny import SHIPPED_DIR
 from medvqa_rl.bookkeeping.provenance import COPY_PARTS, PREFIX, differences, run_provenance
-from medvqa_rl.bookkeeping.resumable import resumable_run
+from medvqa_rl.reuse.resumable import resumable_run
 from medvqa_rl.bookkeeping.run_record import finished_record, write_metrics
 
 from .conftest import compose_config

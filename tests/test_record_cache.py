@@ -228,7 +228,7 @@ def test_the_cache_switch_does_not_change_the_digest_and_off_writes_nothing(tmp_
 
 
 def test_the_cache_switch_is_not_part_of_the_run_fingerprint(tmp_path):
-    from medvqa_rl.bookkeeping.resumable import config_fingerprint
+    from medvqa_rl.reuse.resumable import config_fingerprint
 
     on, off = (compose_config(["dataset=pmc_vqa", f"dataset.cache={v}"]) for v in ("true", "false"))
     assert config_fingerprint(on) == config_fingerprint(off)

@@ -250,7 +250,7 @@ def test_a_folder_without_runs_is_a_clear_error(tmp_path, capsys):
 
 
 def test_failure_file_name_is_the_runs_own():
-    from medvqa_rl.bookkeeping.resumable import FAILURE_FILE as WRITTEN
+    from medvqa_rl.reuse.resumable import FAILURE_FILE as WRITTEN
 
     assert FAILURE_FILE == WRITTEN
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from medvqa_rl.bookkeeping.resumable import config_fingerprint, resumable_run
+from medvqa_rl.reuse.resumable import config_fingerprint, resumable_run
 from medvqa_rl.bookkeeping.run_record import write_metrics
 
 from .conftest import compose_config

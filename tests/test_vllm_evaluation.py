@@ -12,7 +12,7 @@ import pytest
 
 import medvqa_rl.config_checks as config_checks
 import medvqa_rl.run as run_module
-from medvqa_rl.evaluation.generation import stop_token_ids
+from medvqa_rl.models.generation import stop_token_ids
 from medvqa_rl.evaluation.vllm_generation import completions_from, vllm_prompts
 from medvqa_rl.models.loading import load_model_and_processor
 from medvqa_rl.models.shipped_tiny import SHIPPED_DIR

@@ -10,7 +10,7 @@ import pandas as pd
 from analysis.__main__ import main as analysis_main
 from analysis.records import scan_wandb_runs
 from analysis.wandb_offline import OfflineApi
-from medvqa_rl.bookkeeping.resumable import resumable_run
+from medvqa_rl.reuse.resumable import resumable_run
 from medvqa_rl.run import run
 
 from .conftest import ONE_STEP_RUN, SMALL_TINY, compose_config

@@ -17,6 +17,7 @@ import struct
 import zipfile
 from pathlib import Path
 
+from medvqa_rl.bookkeeping.provenance import differences
 from medvqa_rl.bookkeeping.run_record import read_json_object, write_json
 
 log = logging.getLogger(__name__)
@@ -79,8 +80,6 @@ def _check_safetensors(file: Path) -> None:
 def resumable_checkpoint(run_dir: Path, key: dict) -> Path | None:
     """The newest complete checkpoint in run_dir of a run with this key (provenance.reuse_key: config, init,
     data and processes), or None (none, or another run's: the log line names what differs)."""
-    from medvqa_rl.bookkeeping.provenance import differences
-
     found = checkpoints(run_dir)
     if not found:
         return None

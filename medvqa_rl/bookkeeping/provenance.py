@@ -1,7 +1,7 @@
 """What produced a run's numbers, as a few short digests ("parts") that a record carries and reuse compares.
 
 Parts (each a hex digest or a plain value; metrics.json holds them as `provenance/<part>`):
-- config: the resolved config without presentation keys (resumable.config_fingerprint);
+- config: the resolved config without presentation keys (config_fingerprint);
 - init: the init checkpoint's contents (a local folder, the shipped or a built tiny model: SHA-256 of every
   file, plus the tiny recipe version; a hub id: the revision sha it resolves to in the local HF cache);
 - data: the dataset's contents (synthetic: its generator's source; a real dataset: its loader version and
@@ -23,34 +23,48 @@ import logging
 import subprocess
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from medvqa_rl.bookkeeping.run_record import package_versions, write_json
+from medvqa_rl.data.record_cache import LOADER_VERSION, source_fingerprint
+from medvqa_rl.data.sources import resolve_root
+from medvqa_rl.data.synthetic import is_synthetic
+from medvqa_rl.digests import PACKAGE_DIR, json_digest as _sha, source_digest
+from medvqa_rl.models.loading import adapter_base, init_checkpoint
+from medvqa_rl.models.tiny_inits import RECIPE_VERSION
 
 log = logging.getLogger(__name__)
 
-PACKAGE_DIR = Path(__file__).resolve().parents[1]  # medvqa_rl/
 REUSE_PARTS = ("config", "init", "data", "processes")
 COPY_PARTS = (*REUSE_PARTS, "code", "versions")
 PARTS = COPY_PARTS
 PREFIX = "provenance/"
 # The code that scores an evaluation: a change here must not be served old init metrics from the cache.
-SCORING_SOURCES = ("evaluation", "rewards", "judges", "prompts.py", "data/questions.py")
+SCORING_SOURCES = ("evaluation", "rewards", "judges", "prompts.py", "questions.py", "models/generation.py")
+# Where a run's results go, how they are shown or whether its data comes from a cache, not what they are:
+# left out of the fingerprint.
+PRESENTATION_KEYS = ("wandb", "cache_dir", "sweep", "eval.progress", "dataset.cache", "save_model", "keep_checkpoints",
+                     "method.save_steps", "method.save_total_limit", "method.push_to_hub", "method.hub_model_id")
 
 
-def _sha(value) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
+def config_fingerprint(cfg: DictConfig) -> str:
+    """A hash of the resolved config without PRESENTATION_KEYS: equal fingerprints compute the same run.
 
-
-@functools.lru_cache(maxsize=None)
-def source_digest(*relative: str) -> str:
-    """Digest of the package's .py files (all of them, or those under the given paths relative to the package)."""
-    roots = [PACKAGE_DIR / r for r in relative] or [PACKAGE_DIR]
-    files = sorted({p for root in roots for p in ([root] if root.is_file() else root.rglob("*.py"))})
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(path.relative_to(PACKAGE_DIR).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()[:16]
+    The tiny-model build settings (family.build) count only when the run starts from the embedded tiny model
+    (model_init.path null): a changed tiny default must not make a sweep of real checkpoints redo its points.
+    """
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    if resolved["model_init"]["path"] is not None:
+        resolved["family"].pop("build", None)
+    for dotted in PRESENTATION_KEYS:
+        *parents, leaf = dotted.split(".")
+        node = resolved
+        for key in parents:
+            node = node.get(key, {})
+        node.pop(leaf, None)
+    for test_set in (resolved.get("eval", {}).get("test_sets") or {}).values():
+        test_set.pop("cache", None)  # eval.test_sets.<name>.cache, as dataset.cache
+    return _sha(resolved)
 
 
 @functools.lru_cache(maxsize=1)
@@ -119,11 +133,7 @@ def init_identity(cfg: DictConfig, checkpoint: str) -> tuple[str, str]:
     if path.is_dir():
         digest = folder_digest(path, cfg.cache_dir)
         if cfg.model_init.path is None:
-            from medvqa_rl.models.tiny_inits import RECIPE_VERSION
-
             return _sha(["tiny", RECIPE_VERSION, digest]), f"tiny {cfg.model_init.name}, recipe {RECIPE_VERSION}, files {digest}"
-        from medvqa_rl.models.loading import adapter_base
-
         base = adapter_base(str(path), cfg.model_init.get("adapter_base"))
         if base:  # LoRA adapters: the numbers depend on the checkpoint they apply to as much
             base_digest, base_source = init_identity(cfg, base)
@@ -137,14 +147,9 @@ def init_identity(cfg: DictConfig, checkpoint: str) -> tuple[str, str]:
 
 def data_identity(dataset_cfg: DictConfig) -> tuple[str, str]:
     """(digest, description) of the data the run reads; its settings are in the config part."""
-    from medvqa_rl.data.synthetic import is_synthetic
-
     if is_synthetic(dataset_cfg):
         digest = source_digest("data/synthetic.py")
         return digest, f"synthetic generator {digest}"
-    from medvqa_rl.data.record_cache import LOADER_VERSION, source_fingerprint
-    from medvqa_rl.data.sources import resolve_root
-
     root = resolve_root(str(dataset_cfg.path), dataset_cfg.get("revision"))
     files = source_fingerprint(root)
     snapshot = root.name if root.parent.name == "snapshots" else None  # a hub dataset in the HF cache
@@ -155,9 +160,6 @@ def data_identity(dataset_cfg: DictConfig) -> tuple[str, str]:
 def run_provenance(cfg: DictConfig, processes: int, checkpoint: str | None = None) -> dict[str, str]:
     """Every part (digests) plus descriptions (`<part>/source`, the git commit and dirty flag), as the flat
     `provenance/...` keys of a record. checkpoint: the init folder or hub id (default: resolved from cfg)."""
-    from medvqa_rl.models.loading import init_checkpoint
-    from medvqa_rl.bookkeeping.resumable import config_fingerprint
-
     init, init_source = init_identity(cfg, checkpoint or init_checkpoint(cfg))
     data, data_source = data_identity(cfg.dataset)
     test_sets = {name: data_identity(dataset) for name, dataset in (cfg.eval.get("test_sets") or {}).items()}

@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 MODEL_DIR = "model"  # the trained policy (or LoRA adapters) and processor of a finished run
 INIT_METRICS = "init_metrics.json"
 METRICS = "metrics.json"
-FAILURE_FILE = "failure.json"  # a run that raised (medvqa_rl/bookkeeping/resumable.py)
+FAILURE_FILE = "failure.json"  # a run that raised (medvqa_rl/reuse/resumable.py)
 
 PACKAGES = ("medvqa_rl", "torch", "transformers", "trl", "peft", "datasets", "hydra-core", "wandb")
 # Recorded only where installed (vLLM's GPU or CPU build), so records of stacks without vLLM keep their keys.

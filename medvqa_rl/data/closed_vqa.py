@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from medvqa_rl.data.questions import left_out_reason, loads
+from medvqa_rl.questions import left_out_reason, loads
 from medvqa_rl.data.sources import ImageFiles
 from medvqa_rl.data.validation import normalise, validate
 

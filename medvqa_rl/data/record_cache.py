@@ -31,6 +31,8 @@ from typing import Callable
 from datasets import Dataset, DatasetDict
 from filelock import FileLock
 
+from medvqa_rl.digests import source_digest
+
 log = logging.getLogger(__name__)
 
 # Bump when loaders, validation or image processing change the records they make from the same files.
@@ -41,8 +43,6 @@ SKIPPED_FILE = "skipped.json"
 def cache_digest(dataset_cfg: dict, root: Path) -> str:
     """Digest of the resolved dataset config (without `cache`), LOADER_VERSION, the loaders' source and the source
     files' stats."""
-    from medvqa_rl.bookkeeping.provenance import source_digest
-
     settings = {key: value for key, value in dataset_cfg.items() if key != "cache"}
     payload = json.dumps([LOADER_VERSION, source_digest("data"), settings, source_fingerprint(root)], sort_keys=True,
                          default=str)

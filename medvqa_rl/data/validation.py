@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from medvqa_rl.data.encoded_images import processed_image_bytes
-from medvqa_rl.data.questions import is_open
+from medvqa_rl.questions import is_open
 from medvqa_rl.prompts import LETTERS
 
 log = logging.getLogger(__name__)

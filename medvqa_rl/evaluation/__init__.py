@@ -1,7 +1,7 @@
 """Evaluation shared by every method (GRPO, SFT, DPO) and by the init model before training."""
 
 from medvqa_rl.evaluation.evaluate import evaluate, judge_verdicts, summarize
-from medvqa_rl.evaluation.generation import generate_greedy
+from medvqa_rl.models.generation import generate_greedy
 from medvqa_rl.evaluation.perplexity import answer_perplexity, reference_perplexity
 from medvqa_rl.evaluation.similarity import ReasoningSimilarity
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from medvqa_rl.data.questions import is_open
+from medvqa_rl.questions import is_open
 from medvqa_rl.data.splits import findings_json
 from medvqa_rl.distributed import gather_shards, process_state, shard_bounds
-from medvqa_rl.evaluation.generation import generate_greedy, stop_token_ids
+from medvqa_rl.models.generation import generate_greedy, stop_token_ids
 from medvqa_rl.evaluation.perplexity import answer_examples, perplexity, target_nll
 from medvqa_rl.rewards import answer_f1, is_correct, is_well_formed, parsed_answer, well_formed_reasoning
 from medvqa_rl.rewards.semantic import judge_items, judged_scores

@@ -13,7 +13,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from medvqa_rl.data.questions import gold_answer
+from medvqa_rl.questions import gold_answer
 from medvqa_rl.models.supervised_stage import IGNORE_INDEX, SupervisedExample, TargetOnlyCollator
 from medvqa_rl.prompts import assistant_turn, chat_prompt, reference_completion, reference_response
 from medvqa_rl.rewards.token_spans import tokens_overlapping

@@ -10,7 +10,8 @@ from __future__ import annotations
 import gc
 from collections.abc import Mapping
 
-from medvqa_rl.evaluation.generation import GREEDY, _until_stop
+from medvqa_rl.distributed import process_state
+from medvqa_rl.models.generation import GREEDY, _until_stop
 from medvqa_rl.prompts import chat_prompt
 
 # transformers' global GenerationConfig defaults for the knobs vLLM has too: a knob eval.generation leaves out takes
@@ -98,9 +99,7 @@ def start_engine(checkpoint: str, image_bounds: dict, *, dtype: str, gpu_memory_
                  revision: str | None, max_model_len: int | None, engine: dict | None = None):
     """vLLM's offline engine on `checkpoint`. generation_config="vllm": vLLM's defaults, never the checkpoint's
     generation_config.json (the evaluation decides its own decoding; medvqa_rl/decoding.py)."""
-    from vllm import LLM
-
-    from medvqa_rl.distributed import process_state
+    from vllm import LLM  # heavy and optional: only when an engine starts
 
     kwargs = dict(model=checkpoint, dtype=dtype, seed=seed, gpu_memory_utilization=gpu_memory_utilization,
                   generation_config="vllm", limit_mm_per_prompt={"image": 1, "video": 0})

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from medvqa_rl.evaluation.generation import generate_greedy, generate_sampled
+from medvqa_rl.models.generation import generate_greedy, generate_sampled
 from medvqa_rl.prompts import LETTERS
 from medvqa_rl.rewards import answer_letter, is_well_formed, reasoning_text
 

@@ -6,13 +6,19 @@ import dataclasses
 import logging
 import math
 import os
+import warnings
 
+import torch
 from accelerate import PartialState
 from omegaconf import DictConfig
 from peft import LoraConfig
 from transformers import TrainingArguments
 
 log = logging.getLogger(__name__)
+
+# TRL's, not ours: TRL 1.16 reads transformers' deprecated `is_gradient_checkpointing` property
+# (trl/models/utils.py, around generation and checkpoint saves), which warns at every save of a run.
+warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 
 # transformers 5.23 renamed TrainingArguments.gradient_checkpointing to activation_checkpointing (the old name warns
 # there, and TRL defaults it to True); 5.19-5.22, which the vLLM releases allow (docs/paper_setting.md#vllm-rollouts),
@@ -64,6 +70,8 @@ def common_args(cfg: DictConfig, output_dir: str, report_to: str) -> dict:
         hub_model_id=method.hub_model_id,
         report_to=report_to,
         disable_tqdm=True,
+        # Pinned host memory only helps copies to an accelerator; on a CPU-only machine torch declines it with a warning.
+        dataloader_pin_memory=torch.accelerator.is_available(),
     )
 
 

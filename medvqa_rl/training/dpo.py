@@ -2,7 +2,7 @@
 
 Pairs (one per training question): chosen = the reference rationale and the gold answer; rejected = the
 same rationale with the gold answer's text replaced by a wrong option's text, and that option's letter
-(an open question: another question's answer text; see medvqa_rl.data.preferences). Both in the
+(an open question: another question's answer text; see medvqa_rl.training.preferences). Both in the
 <think>/<answer> format.
 """
 
@@ -14,7 +14,7 @@ from datasets import Dataset
 from omegaconf import DictConfig
 from trl import DPOConfig, DPOTrainer
 
-from medvqa_rl.data.preferences import rejected_completions
+from medvqa_rl.training.preferences import rejected_completions
 from medvqa_rl.data.splits import with_images
 from medvqa_rl.prompts import prompt_messages, reference_response
 from medvqa_rl.training.common import common_args, lora_config

@@ -7,7 +7,7 @@ folder its command names (hydra.run.dir), so rerunning the same command meets ea
 a skip or a resume; the code and library versions too for a copy from another sweep. What is found:
 - a finished record (run_record.finished_record) of the same run: skipped (its metrics are returned);
 - no record, but the same run finished in another named sweep under the same sweep.root (the studies'
-  shared reference arm): that record is copied here (medvqa_rl/bookkeeping/shared_arms.py);
+  shared reference arm): that record is copied here (medvqa_rl/reuse/shared_arms.py);
 - a complete checkpoint of the same run (killed, preempted, failed after saving): resumed from the
   newest one (medvqa_rl/bookkeeping/checkpoints.py); the earlier failure.json is moved into previous/<time>/;
 - a record or checkpoints of a run that differs (a log line names the parts), failure.json without a
@@ -16,7 +16,6 @@ a skip or a resume; the code and library versions too for a copy from another sw
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shutil
@@ -24,46 +23,24 @@ import time
 import traceback
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from medvqa_rl.bookkeeping.checkpoints import TRAINER_DIR, checkpoint_step, resumable_checkpoint
 from medvqa_rl.config_checks import check_config
 from medvqa_rl.data.test_sets import FOLDER as TEST_SETS_DIR  # the extra test sets' predictions
 from medvqa_rl.distributed import process_state
-from medvqa_rl.bookkeeping.provenance import PREFIX, REUSE_PARTS, differences, reuse_key, run_provenance
+from medvqa_rl.tracking import start_wandb
+from medvqa_rl.bookkeeping.provenance import (PREFIX, REUSE_PARTS, config_fingerprint, differences, reuse_key,
+                                              run_provenance)
 from medvqa_rl.bookkeeping.run_record import FAILURE_FILE, finished_record
-from medvqa_rl.bookkeeping.shared_arms import copy_twin_record, finished_twin
+from medvqa_rl.reuse.shared_arms import copy_twin_record, finished_twin
 from medvqa_rl.training.preemption import Preempted
 
 log = logging.getLogger(__name__)
 
-# Where a run's results go, how they are shown or whether its data comes from a cache, not what they are:
-# left out of the fingerprint.
-PRESENTATION_KEYS = ("wandb", "cache_dir", "sweep", "eval.progress", "dataset.cache", "save_model", "keep_checkpoints",
-                     "method.save_steps", "method.save_total_limit", "method.push_to_hub", "method.hub_model_id")
 # Everything a run writes into its folder besides Hydra's .hydra/ (rewritten by every attempt).
 RECORD_FILES = ("metrics.json", "predictions.jsonl", "init_predictions.jsonl", "init_metrics.json", "history.jsonl",
                 "resolved_config.yaml", "wandb_run_id.txt", "model", TRAINER_DIR, FAILURE_FILE, TEST_SETS_DIR)
-
-
-def config_fingerprint(cfg: DictConfig) -> str:
-    """A hash of the resolved config without PRESENTATION_KEYS: equal fingerprints compute the same run.
-
-    The tiny-model build settings (family.build) count only when the run starts from the embedded tiny model
-    (model_init.path null): a changed tiny default must not make a sweep of real checkpoints redo its points.
-    """
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    if resolved["model_init"]["path"] is not None:
-        resolved["family"].pop("build", None)
-    for dotted in PRESENTATION_KEYS:
-        *parents, leaf = dotted.split(".")
-        node = resolved
-        for key in parents:
-            node = node.get(key, {})
-        node.pop(leaf, None)
-    for test_set in (resolved.get("eval", {}).get("test_sets") or {}).values():
-        test_set.pop("cache", None)  # eval.test_sets.<name>.cache, as dataset.cache
-    return hashlib.sha256(json.dumps(resolved, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def set_aside_earlier_attempt(run_dir: Path, names=RECORD_FILES) -> Path | None:
@@ -164,8 +141,6 @@ def record_failure_in_wandb(cfg: DictConfig, run_dir: Path, failure: dict) -> No
         return
     try:
         import wandb
-
-        from medvqa_rl.tracking import start_wandb
 
         run = wandb.run if wandb.run is not None else start_wandb(cfg, str(run_dir))
         run.summary.update({f"failure/{k}": failure[k] for k in ("status", "error_type", "message")})

@@ -12,7 +12,7 @@ import bisect
 import zlib
 from collections import defaultdict
 
-from medvqa_rl.data.questions import is_open
+from medvqa_rl.questions import is_open
 from medvqa_rl.prompts import LETTERS, reference_completion
 from medvqa_rl.rewards.open_answer import normalise_answer
 
