@@ -40,6 +40,7 @@ def check_config(cfg: DictConfig) -> None:
     _check_test_sets(cfg)
     _check_method(cfg)
     _check_model_init(cfg)
+    _check_prompt_budget(cfg)
     _check_length_rewards(cfg)
     if judge_backend(cfg) != "none":
         _check_judge(cfg, cfg.judge, "judge")
@@ -284,3 +285,45 @@ def _check_judge(cfg: DictConfig, judge: DictConfig, key: str) -> None:
 def _looks_local(path: str) -> bool:
     """Hub ids look like 'org/name'; anything absolute, relative-dotted or deeper is a local path."""
     return path.startswith(("/", ".", "~")) or path.count("/") != 1 or Path(path).expanduser().exists()
+
+
+def _check_prompt_budget(cfg: DictConfig) -> None:
+    """A context too short for the largest image's tokens plus the completion would cut a prompt inside its image
+    tokens: vLLM refuses such a prompt, and a prompt left with fewer <|image_pad|> tokens than image features fails
+    the forward pass (TRL drops that sample's image instead). Qwen2-VL's processor resizes an image to multiples of
+    `factor` pixels (14-pixel patches merged 2x2: 28; the tiny model's build: patch_size x merge_size) within
+    [min_pixels, max_pixels], one token per factor x factor pixels (transformers' smart_resize). The largest image a
+    dataset hands it is max_image_side square (the loader shrinks figures to it), bounded by model_init.max_pixels,
+    else the checkpoint's own family.max_pixels; with neither known there is nothing to check. Contexts:
+    family.context_length (the model's positions) and vLLM's window method.objective.vllm_max_model_length."""
+    load, family = cfg.model_init, cfg.family
+    arch = family.get("build", {}).get("arch", {})
+    factor = arch.get("patch_size", 14) * arch.get("merge_size", 2)
+    min_pixels = load.get("min_pixels") or family.get("min_pixels") or factor * factor
+    max_pixels = load.get("max_pixels") or family.get("max_pixels")
+    contexts = {"family.context_length": family.get("context_length"),
+                "method.objective.vllm_max_model_length": cfg.method.get("objective", {}).get("vllm_max_model_length")}
+    contexts = {key: value for key, value in contexts.items() if value is not None}
+    completion = cfg.method.max_completion_length
+    for key, dataset in [("dataset", cfg.dataset), *((f"eval.test_sets.{name}", test_set) for name, test_set
+                                                      in (cfg.eval.get("test_sets") or {}).items())]:
+        side = dataset.get("max_image_side")
+        if not contexts or (side is None and max_pixels is None):
+            continue
+        if side is None:  # the largest image max_pixels allows
+            tokens = max_pixels // (factor * factor)
+        else:  # smart_resize of a side x side image
+            height = width = max(factor, round(side / factor) * factor)
+            if max_pixels is not None and height * width > max_pixels:
+                height = width = max(factor, int(side / (side * side / max_pixels) ** 0.5 // factor) * factor)
+            elif height * width < min_pixels:
+                height = width = int(-(-side * (min_pixels / (side * side)) ** 0.5 // factor)) * factor
+            tokens = height * width // (factor * factor)
+        for context_key, context in contexts.items():
+            if tokens + completion > context:
+                raise ConfigError(
+                    f"{context_key}={context} cannot hold a prompt of {tokens} image tokens (the largest image of "
+                    f"{key}: max_image_side={side}, model_init.min_pixels/max_pixels={load.get('min_pixels')}/"
+                    f"{load.get('max_pixels')}, the checkpoint's max_pixels={family.get('max_pixels')}) plus "
+                    f"method.max_completion_length={completion}: prompts would be cut inside their image tokens; "
+                    f"lower model_init.max_pixels or {key}.max_image_side, or raise {context_key}")
