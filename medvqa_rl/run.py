@@ -33,10 +33,10 @@ from medvqa_rl.bookkeeping.run_record import (
 )
 from medvqa_rl.tracking import factor_choices, finish_safely, predictions_table, start_wandb, wandb_run_id
 from medvqa_rl.training import NO_TRAINING, build_trainer
-from medvqa_rl.training.common import examples_per_step, warn_if_updates_round_away
+from medvqa_rl.training.common import batch_description, examples_per_step
 from medvqa_rl.training.grpo import reward_functions
 from medvqa_rl.training.preemption import PreemptionCallback, preemptible
-from medvqa_rl.training.resume import restore_checkpoint_weights
+from medvqa_rl.training.resume import restore_checkpoint_weights, restore_finished_training, training_finished_at
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +72,6 @@ def run(cfg: DictConfig, run_dir: str | Path, resume_from: str | Path | None = N
     provenance = dict(provenance or run_provenance(cfg, state.num_processes, checkpoint))
     provenance[PREFIX + "init"], provenance[PREFIX + "init/source"] = init_identity(cfg, checkpoint)
     fingerprint, key = provenance[PREFIX + "config"], reuse_key(provenance)
-    if training:
-        warn_if_updates_round_away(cfg)
     # Rewards and judge before the init eval: a judge that cannot start should fail the run early.
     rewards = reward_functions(cfg, processor.tokenizer) if cfg.method.trainer == "grpo" else []
     main_process = state.is_main_process
@@ -110,13 +108,18 @@ def run(cfg: DictConfig, run_dir: str | Path, resume_from: str | Path | None = N
         set_seed(cfg.seed)
         trainer = build_trainer(cfg, model, processor, rewards, train_records, str(trainer_dir(run_dir)),
                                 report_to="wandb" if wandb_run is not None else "none")
+        if main_process:
+            log.info("%s; %d steps", batch_description(cfg.method), trainer.args.max_steps)
         state.wait_for_everyone()
         preemption = PreemptionCallback()
         trainer.add_callback(preemption)
         if resume_from:
             restore_checkpoint_weights(trainer, str(resume_from))
         with preemptible(preemption):
-            trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+            if resume_from and training_finished_at(str(resume_from), trainer.args.max_steps):
+                restore_finished_training(trainer, str(resume_from))  # train() would run one step too many
+            else:
+                trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
         if cfg.save_model:  # every process: sharded (ZeRO-3, FSDP) weights are gathered for the save
             trainer.save_model(str(run_dir / MODEL_DIR))
             if main_process:  # before the evaluation: eval.backend=vllm loads model/ with its processor
@@ -150,6 +153,7 @@ def run(cfg: DictConfig, run_dir: str | Path, resume_from: str | Path | None = N
     record |= {"seed": cfg.seed, "checkpoint": checkpoint, "train/steps": steps, "train/examples": steps * per_step,
                "train/resumed_from_step": checkpoint_step(resume_from) if resume_from else 0,
                "train/processes": state.num_processes, "train/questions_per_step": per_step,
+               "train/gradient_accumulation_steps": cfg.method.gradient_accumulation_steps if training else 0,
                "init/cached": init_cached, "config_fingerprint": fingerprint, "wall_time_s": time.time() - started}
     record |= provenance
     # The evaluation's decoder, as stated by our config (no checkpoint's generation_config applies).
