@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis.multiplicity import CORRECTIONS
+from analysis.multiplicity import DEFAULT as DEFAULT_CORRECTION
 from analysis.records import EXCLUDED_COLUMNS, NoRunsError, Records, scan_run_dirs, scan_wandb_runs
 from analysis.report import write_index, write_studies
 from analysis.wandb_offline import OfflineApi, OfflineReadError
@@ -59,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, type=Path, help="folder for the tables, plots and index.html")
     parser.add_argument("--seeds", nargs="+", type=int, metavar="SEED",
                         help="only the runs of these seeds (e.g. --seeds 0: what a one-seed sweep would have shown)")
+    parser.add_argument("--correction", choices=tuple(CORRECTIONS), default=DEFAULT_CORRECTION,
+                        help="multiplicity adjustment of each study's verdicts (a family per study and metric: the "
+                             "study's comparisons x test sets): holm (family-wise, default), bh (false discovery "
+                             "rate), none")
     parser.add_argument("--wandb-log", choices=("disabled", "offline", "online"), default="disabled",
                         help="also log the tables to a W&B run (job_type analysis, the sweep's group) per sweep; "
                              "offline writes it under OUT/wandb/ (upload: wandb sync). Default: disabled")
@@ -77,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     group = f" (group {args.group})" if args.group else ""
     sources = args.runs or ([f"W&B {args.wandb}{group}"] if args.wandb else
                             [f"offline W&B files under {d}{group}" for d in args.wandb_dir])
-    results, written = write_studies(records.runs, records.history, args.out, records.outcomes)
+    results, written = write_studies(records.runs, records.history, args.out, records.outcomes, args.correction)
     written.append(write_index(args.out, results, records, sources))
     print(f"{len(records.runs)} finished runs, {len(records.excluded)} listed only (not finished or set aside) "
           f"-> {len(written)} files in {args.out}; open {args.out / 'index.html'}")

@@ -1,14 +1,14 @@
 """`python -m analysis.power --runs PILOT`: from a pilot sweep, the smallest difference each design (seeds x test
 questions) would detect at 80% power, per study, so a group can choose how many seeds and questions to pay for.
 
-From the pilot's question-level comparisons (analysis/question_level.py, one metric on one test set) two noise
-sources are estimated and averaged over the study's comparisons:
-- question noise: the variance over questions of a per-question difference level - reference (within a seed);
-- seed noise: the variance over seeds of a seed's mean difference, less the question noise it already holds
-  (var(seed effects) - question variance / pilot questions, at least 0); it needs a pilot of two or more seeds.
-A design of k seeds and m questions estimates a difference with standard error sqrt(seed / k + question / (k m));
-the minimum detectable difference at two-sided level alpha and the given power is
-(z(1 - alpha/2) + z(power)) x that error (a normal approximation: with few seeds a t-test needs somewhat more).
+From the pilot's comparisons (analysis/question_level.py, one metric on one test set) two noise sources are
+estimated (analysis/detectable.py): question noise (the variance over questions of a per-question difference
+level - reference, within a seed) and seed noise tau^2 (the variance over seeds of a seed's mean difference, pooled
+over the study's comparisons, less the question noise it already holds), with its 95% interval. A design of k seeds
+and m questions is decided by a t-test on k per-seed effects (df = k - 1; analysis/seed_level.py): its minimum
+detectable difference comes from the noncentral t, printed at the seed variance's estimate and at its upper 95%
+bound. There is no seed-level test at one seed (that row is "-"), and a one-seed pilot cannot measure tau^2: it
+prints only the question-noise floor, a lower bound that no design reaches unless run-to-run noise is 0.
 """
 
 from __future__ import annotations
@@ -16,13 +16,11 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-from scipy import stats
 
+from analysis.detectable import Noise, evaluation_floor, minimum_detectable, noise
 from analysis.question_level import METRICS, comparisons
 from analysis.records import NoRunsError, scan_run_dirs
 from analysis.studies import STUDIES, study_versions
@@ -32,46 +30,22 @@ SEEDS = (1, 2, 3, 5, 10)
 QUESTIONS = (500, 1000, 2000, 7000)
 
 
-@dataclass(frozen=True)
-class Noise:
-    """A study's noise per comparison, averaged over its comparisons (the metric's unit squared)."""
-
-    question_variance: float
-    seed_variance: float  # NaN from a one-seed pilot
-    comparisons: int
-    pilot_seeds: int
-    pilot_questions: int
+def design_table(noise: Noise, seeds=SEEDS, questions=QUESTIONS, power: float = 0.8, alpha: float = 0.05,
+                 seed_variance: float | None = None) -> pd.DataFrame:
+    """Minimum detectable differences (noncentral t on k - 1 df): a row per seed count, a column per question count;
+    NaN at one seed and from a one-seed pilot. seed_variance overrides the noise's (e.g. its upper bound)."""
+    return pd.DataFrame({f"{m} questions": [minimum_detectable(noise, k, m, power, alpha, seed_variance)
+                                            for k in seeds] for m in questions}, index=pd.Index(seeds, name="seeds"))
 
 
-def noise(by_seed_list: list[dict]) -> Noise:
-    """Question and seed variance from comparisons' {seed: (differences, ...)} (Comparison.by_seed)."""
-    question, seed, seeds, questions = [], [], [], []
-    for by_seed in by_seed_list:
-        differences = [d for d, _, _ in by_seed.values()]
-        within = float(np.mean([d.var(ddof=1) for d in differences]))
-        question.append(within)
-        seeds.append(len(differences))
-        questions.append(int(np.mean([len(d) for d in differences])))
-        if len(differences) > 1:
-            between = float(np.var([d.mean() for d in differences], ddof=1))
-            seed.append(max(0.0, between - within / questions[-1]))
-    return Noise(float(np.mean(question)), float(np.mean(seed)) if seed else float("nan"), len(by_seed_list),
-                 min(seeds), min(questions))
-
-
-def minimum_detectable(noise: Noise, seeds: int, questions: int, power: float = 0.8, alpha: float = 0.05) -> float:
-    """The smallest true difference a design of `seeds` x `questions` detects with `power` (two-sided `alpha`);
-    a one-seed pilot's unknown seed variance counts as 0 (evaluation noise only)."""
-    seed_variance = 0.0 if math.isnan(noise.seed_variance) else noise.seed_variance
-    error = math.sqrt(seed_variance / seeds + noise.question_variance / (seeds * questions))
-    return (stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)) * error
-
-
-def design_table(noise: Noise, seeds=SEEDS, questions=QUESTIONS, power: float = 0.8,
-                 alpha: float = 0.05) -> pd.DataFrame:
-    """Minimum detectable differences: a row per seed count, a column per question count."""
-    return pd.DataFrame({f"{m} questions": [minimum_detectable(noise, k, m, power, alpha) for k in seeds]
+def floor_table(noise: Noise, seeds=SEEDS, questions=QUESTIONS, power: float = 0.8, alpha: float = 0.05):
+    """The question-noise floor (seed variance 0): a lower bound, not a seed-level claim."""
+    return pd.DataFrame({f"{m} questions": [evaluation_floor(noise, k, m, power, alpha) for k in seeds]
                          for m in questions}, index=pd.Index(seeds, name="seeds"))
+
+
+def _shown(table: pd.DataFrame) -> str:
+    return table.map(lambda v: "-" if math.isnan(v) else f"{v:.2f}").to_markdown(disable_numparse=True)
 
 
 def study_noise(runs: pd.DataFrame, metric: str = "accuracy", test_set: str = IN_DOMAIN) -> dict[str, Noise]:
@@ -106,14 +80,26 @@ def main(argv: list[str] | None = None) -> int:
         parser.exit(2, f"python -m analysis.power: error: no study comparison with per-question outcomes "
                        f"(predictions.jsonl) for {args.metric} on {args.test_set} in {', '.join(args.runs)}\n")
     for stem, measured in found.items():
-        table = design_table(measured, args.seeds, args.questions, args.power, args.alpha)
-        seed_sd = ("not measured (a one-seed pilot): the table covers evaluation noise only"
-                   if math.isnan(measured.seed_variance) else f"{math.sqrt(measured.seed_variance):.2f}")
-        print(f"### {stem}: minimum detectable {args.metric} difference ({args.test_set}), power {args.power:g}, "
-              f"two-sided alpha {args.alpha:g}\n\npilot: {measured.comparisons} comparison(s), "
-              f"{measured.pilot_seeds} seed(s) x {measured.pilot_questions} questions; question-level SD "
-              f"{math.sqrt(measured.question_variance):.2f}, seed-level SD {seed_sd}\n")
-        print(table.map(lambda v: f"{v:.2f}").to_markdown(disable_numparse=True) + "\n")
+        head = (f"### {stem}: minimum detectable {args.metric} difference ({args.test_set}), power {args.power:g}, "
+                f"two-sided alpha {args.alpha:g}, t-test on the seeds (df = seeds - 1)\n\npilot: "
+                f"{measured.comparisons} comparison(s), {measured.pilot_seeds} seed(s) x {measured.pilot_questions} "
+                f"questions; question-level SD {math.sqrt(measured.question_variance):.2f}")
+        if math.isnan(measured.seed_variance):
+            print(f"{head}; seed-level SD not measured (a one-seed pilot): no seed-level claim can be made.\n\n"
+                  "Question-noise floor only (seed variance taken as 0; a lower bound, not what a design achieves):\n")
+            table = floor_table(measured, args.seeds, args.questions, args.power, args.alpha)
+            print(_shown(table) + "\n")
+        else:
+            sd = [math.sqrt(v) for v in (measured.seed_variance, measured.seed_variance_low,
+                                         measured.seed_variance_high)]
+            print(f"{head}; seed-level SD {sd[0]:.2f} (95% interval {sd[1]:.2f} to {sd[2]:.2f}, pooled over the "
+                  f"comparisons, {measured.seed_df} df)\n\nAt the seed-level SD's estimate (one seed: no seed-level "
+                  "test, \"-\"):\n")
+            table = design_table(measured, args.seeds, args.questions, args.power, args.alpha)
+            print(_shown(table) + "\n")
+            print(f"At its upper 95% bound ({sd[2]:.2f}):\n")
+            print(_shown(design_table(measured, args.seeds, args.questions, args.power, args.alpha,
+                                      measured.seed_variance_high)) + "\n")
         if args.out:
             args.out.mkdir(parents=True, exist_ok=True)
             table.to_csv(args.out / f"{stem}_power.csv")

@@ -1,18 +1,23 @@
-"""Question-level paired tests of every paired comparison (level vs the factor's reference, as analysis/paired.py
-pairs them): how much of a difference is evaluation noise, measured on the test questions both arms answered,
-at any number of seeds.
+"""The verdicts: every paired comparison (level vs the factor's reference, as analysis/paired.py pairs them), per test
+set and metric, decided by one procedure on the per-question outcomes both arms answered.
 
 For each comparison, test set and metric (accuracy, judge score, similarity, completion length):
 1. a pair is a run at the level and a run at the reference with the same seed and the same other factors
    (runs sharing a cell are averaged per question first); its per-question difference level - reference is
    taken on the question ids both hold (analysis.significance.paired_values refuses arms scored on other
-   questions); a seed's difference is the mean over its pairs (the factorial's other-factor combinations);
-2. per seed and pooled over seeds: a paired bootstrap interval over questions and, for accuracy with one run per
-   arm and seed, an exact McNemar test; with two or more seeds, a two-level bootstrap (seeds, then questions)
-   whose interval covers the seed-to-seed noise too; the seed-level t-interval (analysis/paired.py's) beside them;
-3. the verdict in words: within evaluation noise (McNemar p >= 0.05 for accuracy, else the question interval
-   covers 0), or which way the level differs and whether the seeds' noise covers it (the two-level or the
-   seed-level interval covers 0).
+   questions); a seed's difference is the mean over its pairs (the factorial's other-factor combinations). Only
+   seeds that pair every combination the fullest seed pairs enter (else seeds would estimate different things);
+   the others are named in the row's note;
+2. the decision: with two or more seeds, the Hartung-Knapp random-effects estimate over the seeds' mean
+   differences and their question-level SEs (analysis/seed_level.py: t on k - 1 df; the interval shown is its
+   interval); with one seed, the paired t-test over questions (evaluation noise only: run-to-run noise is
+   unmeasured, and the verdict says so);
+3. every p is adjusted within the study's family (its comparisons x test sets x metrics: the table's rows with
+   a test; analysis/multiplicity.py, Holm by default), and the verdict reads the adjusted p: "resolved", or "not
+   resolved at n = k seeds (detectable: about X)" with X the difference the same test finds with 80% power at
+   this design (analysis/detectable.py, the study's noise pooled over its comparisons);
+4. described beside it, deciding nothing: a paired bootstrap interval over questions (every seed's questions
+   pooled) and exact McNemar tests (accuracy, one run per arm and seed), pooled and per seed.
 """
 
 from __future__ import annotations
@@ -27,29 +32,47 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from scipy import stats
+
+from analysis.detectable import Noise, minimum_detectable, noise
+from analysis.multiplicity import DEFAULT as DEFAULT_CORRECTION
+from analysis.multiplicity import TITLES as CORRECTION_TITLES
+from analysis.multiplicity import adjust, family_size
 from analysis.paired import pairing_frame
-from analysis.significance import (CONFIDENCE, UnpairedError, mcnemar_exact, paired_bootstrap, paired_values,
-                                   two_level_bootstrap)
+from analysis.seed_level import question_se, seed_level
+from analysis.significance import CONFIDENCE, UnpairedError, mcnemar_exact, paired_bootstrap, paired_values
 from analysis.studies import REFERENCE_LEVELS, Study
-from analysis.tables import IN_DOMAIN, ci95, latex_escape, write_formats
+from analysis.tables import IN_DOMAIN, latex_escape, write_formats
 from medvqa_rl.bookkeeping.question_outcomes import OutcomeReader, local_outcomes
 
 log = logging.getLogger(__name__)
 
 # (metric, outcome field, scale to the tables' unit, title): the tables' metrics that are a mean over questions.
+UNITS = {"accuracy": "points", "judge_score": "points", "similarity": "", "completion_tokens": "tokens"}
 METRICS = (("accuracy", "correct", 100.0, "Accuracy (%)"),
            ("judge_score", "judge_verdict", 100.0, "Judge score (%)"),
            ("similarity", "similarity", 1.0, "Similarity"),
            ("completion_tokens", "completion_tokens", 1.0, "Completion length (tokens)"))
 LABELS = ("factor", "level", "reference", "test_set", "metric")
 ALPHA = 1 - CONFIDENCE
-NOTE = ("question-level paired tests on the questions both arms answered: effect = level − reference (mean over "
-        "seeds); seed CI: 95% t-interval over seeds (n ≥ 2); question CI: paired bootstrap over questions, every "
-        "seed's questions pooled (evaluation noise only); McNemar p: exact, pooled over seeds (accuracy, one run "
-        "per arm and seed); seeds+questions CI: two-level bootstrap, seeds then questions (n ≥ 2); verdict: "
-        "within evaluation noise when McNemar p ≥ 0.05 (accuracy) or the question CI covers 0; within seed noise "
-        "when the seeds+questions CI or the seed CI covers 0 (with few seeds the bootstrap over seeds is the "
-        "narrower, so the wider decides)")
+
+
+def note(correction: str = DEFAULT_CORRECTION, family: dict | None = None) -> str:
+    """The table's header line: what decides, the family ({metric: tests}), what is only described."""
+    size = "" if not family else " (" + ", ".join(f"{m}: {n} tests" for m, n in family.items()) + ")"
+    return ("verdicts on the questions both arms answered: effect = level − reference; 95% CI and p: with n ≥ 2 seeds "
+            "the Hartung-Knapp random-effects estimate over the seeds' paired effects and their question-level SEs "
+            "(t on df = n − 1; never narrower than the question noise allows), with n = 1 seed the paired t-test over "
+            "questions (evaluation noise only; run-to-run noise unmeasured); "
+            f"{CORRECTION_TITLES[correction]}: adjusted within the family = this study's comparisons x test sets, "
+            f"one family per metric{size}; "
+            "resolved when the adjusted p < 0.05; detectable: the difference this test finds with 80% power at this "
+            "design (noncentral t, the study's seed and question noise pooled over its comparisons); described only, "
+            "deciding nothing: question CI (paired bootstrap over every seed's questions pooled) and McNemar p (exact, "
+            "pooled over seeds; accuracy, one run per arm and seed)")
+
+
+NOTE = note()
 
 
 @dataclass
@@ -62,6 +85,7 @@ class Comparison:
     by_seed: dict
     binary: bool = False
     refused: str = ""
+    dropped: str = ""  # seeds left out because they pair fewer combinations than the fullest seed
 
 
 def comparisons(runs: pd.DataFrame, factors: tuple[str, ...], outcomes: OutcomeReader = local_outcomes,
@@ -84,6 +108,7 @@ def comparisons(runs: pd.DataFrame, factors: tuple[str, ...], outcomes: OutcomeR
                 if lacking is not None:
                     lacking.update(missing)
                 continue
+            complete, dropped = _complete_seeds(pairs)
             test_sets = set.intersection(*(set(read(r)) for r in all_runs))
             for test_set in sorted(test_sets, key=lambda s: (s != IN_DOMAIN, s)):
                 for metric, field, scale, _ in METRICS:
@@ -92,33 +117,73 @@ def comparisons(runs: pd.DataFrame, factors: tuple[str, ...], outcomes: OutcomeR
                     labels = {"factor": factor, "level": level, "reference": ref, "test_set": test_set,
                               "metric": metric}
                     try:
-                        by_seed, binary = _seed_differences(pairs, read, test_set, field, scale,
+                        by_seed, binary = _seed_differences(complete, read, test_set, field, scale,
                                                             f"{factor}={level} and {factor}={ref} runs")
                     except UnpairedError as error:
                         log.warning("%s=%s vs %s on %s: %s", factor, level, ref, test_set, error)
                         yield Comparison(labels, {}, refused=str(error))
                         continue
-                    yield Comparison(labels, by_seed, binary and field == "correct")
+                    yield Comparison(labels, by_seed, binary and field == "correct", dropped=dropped)
+
+
+def _complete_seeds(pairs: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The pairs of the seeds that pair as many combinations of the other factors as the fullest seed, and a note
+    naming the seeds left out (a factorial seed still running has only some cells; its mean over those would
+    estimate another average than the full seeds'). One-factor studies have one pair per seed: nothing is left."""
+    seeds = pairs.index.get_level_values("seed")
+    counts = pd.Series(1, index=seeds).groupby(level=0).size()
+    full = counts[counts == counts.max()].index
+    if len(full) == len(counts):
+        return pairs, ""
+    left = ", ".join(f"{s} ({counts[s]} of {counts.max()} combinations)" for s in counts.index if s not in full)
+    return pairs[seeds.isin(full)], f"seeds left out, not every combination of the other factors paired: {left}"
 
 
 def question_level_effects(runs: pd.DataFrame, factors: tuple[str, ...], outcomes: OutcomeReader = local_outcomes,
-                           reference: dict[str, str] = REFERENCE_LEVELS) -> pd.DataFrame:
-    """A row per comparison (see NOTE for the columns). Comparisons whose runs lack per-question outcomes are left
-    out (attrs["without_outcomes"]: how many runs); arms scored on different questions get a row whose `note` names
-    the mismatch and no statistics."""
+                           reference: dict[str, str] = REFERENCE_LEVELS,
+                           correction: str = DEFAULT_CORRECTION) -> pd.DataFrame:
+    """A row per comparison (see note() for the columns), its p adjusted within the table (the study's family).
+    Comparisons whose runs lack per-question outcomes are left out (attrs["without_outcomes"]: how many runs); arms
+    scored on different questions get a row whose `note` names the mismatch and no statistics. attrs: correction,
+    family (tests adjusted together), noise ({(test set, metric): detectable.Noise})."""
     lacking: set = set()
-    rows = [c.labels | ({"note": c.refused} if c.refused else _statistics(c.by_seed, c.binary))
-            for c in comparisons(runs, factors, outcomes, reference, lacking)]
+    found = list(comparisons(runs, factors, outcomes, reference, lacking))
+    rows = [c.labels | ({"note": c.refused} if c.refused else _statistics(c.by_seed, c.binary, c.dropped))
+            for c in found]
     frame = pd.DataFrame(rows, columns=[*LABELS, *_STAT_COLUMNS])
-    frame.attrs["without_outcomes"] = len(lacking)
+    pooled = {key: noise([c.by_seed for c in found if not c.refused
+                          and (c.labels["test_set"], c.labels["metric"]) == key])
+              for key in {(c.labels["test_set"], c.labels["metric"]) for c in found if not c.refused}}
+    # The family: the study's comparisons x test sets, one metric (accuracy and length answer different questions;
+    # pooling them would let the secondary metrics dilute the primary one's verdicts).
+    frame["p_adjusted"], frame["family"] = np.nan, 0
+    for _, rows in frame.groupby("metric", sort=False):
+        p_values = rows["p_value"].astype(float)
+        frame.loc[rows.index, "p_adjusted"] = adjust(p_values, correction)
+        frame.loc[rows.index, "family"] = family_size(p_values)
+    frame["detectable"] = [_detectable(pooled.get((t, m)), n, q) for t, m, n, q in
+                           zip(frame["test_set"], frame["metric"], frame["n"], frame["questions"], strict=True)]
+    frame["verdict"] = [verdict(e, p, n, d, m, CORRECTION_TITLES[correction]) if pd.notna(p) else (x or "-")
+                        for e, p, n, d, m, x in zip(frame["effect"], frame["p_adjusted"], frame["n"],
+                                                    frame["detectable"], frame["metric"], frame["note"], strict=True)]
+    frame = frame[[*LABELS, *_STAT_COLUMNS]]
+    frame.attrs.update(without_outcomes=len(lacking), correction=correction, noise=pooled,
+                       family={m: int(n) for m, n in frame.groupby("metric", sort=False)["family"].max().items()})
     if lacking:
         log.warning("%d run(s) hold no per-question outcomes (predictions.jsonl): their comparisons have no "
                     "question-level tests, e.g. %s", len(lacking), sorted(lacking)[0])
     return frame
 
 
-_STAT_COLUMNS = ["n", "seeds", "effect", "seed_ci95", "question_low", "question_high", "p_mcnemar", "both_low",
-                 "both_high", "verdict", "per_seed", "note"]
+def _detectable(measured: Noise | None, seeds, questions) -> float:
+    if measured is None or pd.isna(seeds) or pd.isna(questions):
+        return float("nan")
+    return minimum_detectable(measured, int(seeds), int(questions))
+
+
+_STAT_COLUMNS = ["n", "df", "seeds", "questions", "effect", "low", "high", "p_value", "p_adjusted", "family",
+                 "seed_sd", "question_se", "detectable", "verdict", "question_low", "question_high", "p_mcnemar",
+                 "per_seed", "note"]
 
 
 def _has(outcomes: dict, field: str) -> bool:
@@ -159,13 +224,22 @@ def _seed_differences(pairs: pd.DataFrame, read: Callable, test_set: str, field:
     return by_seed, binary
 
 
-def _statistics(by_seed: dict, mcnemar: bool) -> dict:
+def _statistics(by_seed: dict, mcnemar: bool, dropped: str = "") -> dict:
+    """The deciding estimate (seed_level at 2+ seeds; the paired t over questions at one), and the descriptive
+    question-level bootstrap and McNemar tests."""
     seeds = sorted(by_seed)
-    differences = [by_seed[s][0] for s in seeds]
-    seed_effects = pd.Series([d.mean() for d in differences])
+    differences = [np.asarray(by_seed[s][0], float) for s in seeds]
+    ses = np.array([question_se(d) for d in differences])
     pooled = paired_bootstrap(np.concatenate(differences))
-    both = two_level_bootstrap(differences) if len(seeds) > 1 else None
-    p = float("nan")
+    notes = [dropped] if dropped else []
+    if len(seeds) > 1:
+        decided = seed_level(np.array([d.mean() for d in differences]), ses)
+        effect, low, high, p, df, seed_sd = (decided.effect, decided.low, decided.high, decided.p_value, decided.df,
+                                             decided.tau)
+        notes += [decided.note] if decided.note else []
+    else:
+        effect, low, high, p, df = _over_questions(differences[0])
+        seed_sd = float("nan")
     per_seed = []
     for seed, d in zip(seeds, differences, strict=True):
         interval = pooled if len(seeds) == 1 else paired_bootstrap(d)
@@ -173,34 +247,50 @@ def _statistics(by_seed: dict, mcnemar: bool) -> dict:
         if mcnemar:
             text += f" p={mcnemar_exact(by_seed[seed][1] > 0, by_seed[seed][2] > 0).p_value:.3g}"
         per_seed.append(text)
+    p_mcnemar = float("nan")
     if mcnemar:
         a = np.concatenate([by_seed[s][1] for s in seeds]) > 0
         b = np.concatenate([by_seed[s][2] for s in seeds]) > 0
-        p = mcnemar_exact(a, b).p_value
-    effect, seed_ci = float(seed_effects.mean()), ci95(seed_effects)
-    both_low, both_high = (both.low, both.high) if both else (float("nan"), float("nan"))
-    return {"n": len(seeds), "seeds": ",".join(map(str, seeds)), "effect": effect, "seed_ci95": seed_ci,
-            "question_low": pooled.low, "question_high": pooled.high, "p_mcnemar": p,
-            "both_low": both_low, "both_high": both_high,
-            "verdict": verdict(effect, p, pooled.low, pooled.high, both_low, both_high, seed_ci),
-            "per_seed": "; ".join(per_seed), "note": ""}
+        p_mcnemar = mcnemar_exact(a, b).p_value
+    return {"n": len(seeds), "df": df, "seeds": ",".join(map(str, seeds)),
+            "questions": int(round(np.mean([len(d) for d in differences]))), "effect": effect, "low": low,
+            "high": high, "p_value": p, "seed_sd": seed_sd,
+            "question_se": float(np.sqrt(np.mean(ses**2) / len(seeds))),
+            "question_low": pooled.low, "question_high": pooled.high, "p_mcnemar": p_mcnemar,
+            "per_seed": "; ".join(per_seed), "note": "; ".join(notes)}
 
 
-def verdict(effect: float, p: float, low: float, high: float, both_low: float = float("nan"),
-            both_high: float = float("nan"), seed_ci95: float = float("nan")) -> str:
-    """In words: within evaluation noise, or which way the level differs and whether the seeds' noise covers it.
-    Seed noise covers it when the two-level interval or the seed-level t-interval covers 0: with few seeds a
-    percentile bootstrap over seeds is narrower than the t-interval (it cannot see the t tails), so the wider
-    one decides."""
-    beyond = p < ALPHA if not math.isnan(p) else not (low <= 0 <= high)
-    if not beyond:
-        return "within evaluation noise"
+def _over_questions(differences: np.ndarray) -> tuple[float, float, float, float, int]:
+    """(mean, 95% low, high, p, df) of the paired t-test over one seed's per-question differences: evaluation noise
+    only. A constant difference has no spread: its interval is the point and p is 1 (0) when it is (not) zero."""
+    mean, m = float(differences.mean()), len(differences)
+    se = question_se(differences)
+    if se == 0:
+        return mean, mean, mean, 1.0 if mean == 0 else 0.0, m - 1
+    crit = stats.t.ppf(0.5 + CONFIDENCE / 2, m - 1)
+    p = float(2 * stats.t.sf(abs(mean / se), m - 1))
+    return mean, mean - crit * se, mean + crit * se, p, m - 1
+
+
+def verdict(effect: float, p_adjusted: float, seeds: int, detectable: float = float("nan"),
+            metric: str = "accuracy", adjusted: str = CORRECTION_TITLES[DEFAULT_CORRECTION]) -> str:
+    """In words, from the adjusted p: "higher/lower: resolved at n = k seeds", "not resolved at n = k seeds
+    (detectable: about X <unit>)", or, at one seed, that run-to-run noise is unmeasured (so nothing is resolved)
+    and what evaluation noise alone says. Never "within noise" as if that were a finding."""
     direction = "higher" if effect > 0 else "lower"
-    if math.isnan(both_low):  # one seed: no two-level interval
-        return f"{direction}, beyond evaluation noise (one seed: seed noise not measured)"
-    if both_low <= 0 <= both_high or (not math.isnan(seed_ci95) and abs(effect) <= seed_ci95):
-        return f"{direction}, beyond evaluation noise but within seed noise"
-    return f"{direction}, beyond evaluation and seed noise"
+    p_text = f"{adjusted} = {_p(p_adjusted)}"
+    if seeds >= 2:
+        if p_adjusted < ALPHA:
+            return f"{direction}: resolved at n = {seeds} seeds ({p_text})"
+        unit = UNITS.get(metric, "")
+        size = "not estimable" if math.isnan(detectable) else f"about {detectable:.1f}" + (f" {unit}" if unit else "")
+        return f"not resolved at n = {seeds} seeds (detectable: {size}; {p_text})"
+    alone = f"{direction}, beyond evaluation noise" if p_adjusted < ALPHA else "not beyond evaluation noise either"
+    return f"not resolved: one seed, run-to-run noise unmeasured ({alone}: {p_text})"
+
+
+def _p(p: float) -> str:
+    return f"{p:.2g}" if p >= 1e-4 else f"{p:.1e}"
 
 
 def _interval(low: float, high: float) -> str:
@@ -208,22 +298,28 @@ def _interval(low: float, high: float) -> str:
 
 
 def display(frame: pd.DataFrame, plus_minus: str = "±", escape=lambda s: s) -> pd.DataFrame:
-    """The table as shown: labels, n, effect ± seed CI, the question-level interval and p, the two-level interval,
-    the verdict (or the note of a refused pairing). escape: applied to every text cell and title (LaTeX)."""
+    """The table as shown: labels, n (seeds) and df, the effect with its deciding 95% CI, p and the adjusted p, the
+    verdict, then what is only described (the question bootstrap CI, McNemar p), or the note of a refused pairing.
+    escape: applied to every text cell and title (LaTeX). plus_minus is unused (intervals are [low, high])."""
     titles = {m: t for m, _, _, t in METRICS}
+    adjusted = CORRECTION_TITLES[frame.attrs.get("correction", DEFAULT_CORRECTION)]
+    number = lambda v, f: "-" if pd.isna(v) else f(v)  # noqa: E731
     shown = pd.DataFrame({
         "factor": frame["factor"], "level": frame["level"], "reference": frame["reference"],
         "test set": frame["test_set"], "metric": frame["metric"].map(titles),
-        "n": frame["n"].map(lambda n: "-" if pd.isna(n) else str(int(n))),
-        "effect": [("-" if pd.isna(e) else f"{e:+.2f}" + ("" if pd.isna(c) else f" {plus_minus} {c:.2f}"))
-                   for e, c in zip(frame["effect"], frame["seed_ci95"], strict=True)],
-        "question CI": [_interval(lo, hi) for lo, hi in zip(frame["question_low"], frame["question_high"], strict=True)],
-        "McNemar p": frame["p_mcnemar"].map(lambda p: "-" if pd.isna(p) else f"{p:.3g}"),
-        "seeds+questions CI": [_interval(lo, hi) for lo, hi in zip(frame["both_low"], frame["both_high"], strict=True)],
+        "n": frame["n"].map(lambda n: number(n, lambda v: str(int(v)))),
+        "df": frame["df"].map(lambda n: number(n, lambda v: str(int(v)))),
+        "effect [95% CI]": [number(e, lambda v: f"{v:+.2f}") + ("" if pd.isna(lo) else f" {_interval(lo, hi)}")
+                            for e, lo, hi in zip(frame["effect"], frame["low"], frame["high"], strict=True)],
+        "p": frame["p_value"].map(lambda p: number(p, _p)),
+        adjusted: frame["p_adjusted"].map(lambda p: number(p, _p)),
         "verdict": [v if isinstance(v, str) and v else (n or "-") for v, n in zip(frame["verdict"], frame["note"],
                                                                                   strict=True)],
+        "question CI": [_interval(lo, hi) for lo, hi in zip(frame["question_low"], frame["question_high"], strict=True)],
+        "McNemar p": frame["p_mcnemar"].map(lambda p: number(p, lambda v: f"{v:.3g}")),
+        "note": frame["note"].fillna(""),
     })
-    text = ["factor", "level", "reference", "test set", "metric", "verdict"]
+    text = ["factor", "level", "reference", "test set", "metric", "verdict", "note"]
     shown[text] = shown[text].map(lambda v: escape(str(v)))
     return shown.rename(columns=escape)
 
@@ -232,6 +328,7 @@ def write_question_level(frame: pd.DataFrame, study: Study, out_dir: Path) -> li
     """<study>_questions.csv/.md/.tex; nothing when no comparison had per-question outcomes."""
     if frame.empty:
         return []
-    title = f"{study.title}: question-level paired tests"
+    title = f"{study.title}: verdicts (paired, per test set and metric)"
     return write_formats(frame, display(frame), display(frame, r"$\pm$", latex_escape), len(LABELS), title,
-                         out_dir / f"{study.stem}_questions", NOTE)
+                         out_dir / f"{study.stem}_questions", note(frame.attrs.get("correction", DEFAULT_CORRECTION),
+                                                                     frame.attrs.get("family")))

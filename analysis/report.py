@@ -15,7 +15,8 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from analysis.paired import LABELS, missing_reference_note, paired_effects, paired_note, write_effects
 from analysis.plots import BAND_NOTE, CURVES, plot_curves
 from analysis.question_level import LABELS as QUESTION_LABELS
-from analysis.question_level import NOTE as QUESTIONS_NOTE
+from analysis.multiplicity import DEFAULT as DEFAULT_CORRECTION
+from analysis.question_level import note as questions_note
 from analysis.question_level import display as questions_display
 from analysis.question_level import question_level_effects, write_question_level
 from analysis.records import EXCLUDED_COLUMNS, Records
@@ -51,8 +52,8 @@ class StudyResult:
         return groups.pop() if len(groups) == 1 else None
 
 
-def write_studies(runs: pd.DataFrame, history: pd.DataFrame, out: Path,
-                  outcomes: OutcomeReader = local_outcomes) -> tuple[list[StudyResult], list[Path]]:
+def write_studies(runs: pd.DataFrame, history: pd.DataFrame, out: Path, outcomes: OutcomeReader = local_outcomes,
+                  correction: str = DEFAULT_CORRECTION) -> tuple[list[StudyResult], list[Path]]:
     """runs.csv (a row per finished run), then each study's tables (per arm, then paired by seed against
     the reference levels, then the question-level tests of the same pairs, from each run's per-question
     `outcomes`) and plots that the runs can fill."""
@@ -61,7 +62,7 @@ def write_studies(runs: pd.DataFrame, history: pd.DataFrame, out: Path,
     results, written = [], [out / "runs.csv"]
     for study, chosen in (pair for s in STUDIES for pair in study_versions(runs, s)):
         result = StudyResult(study, chosen, summarize(chosen, study.rows), paired_effects(chosen, study.rows),
-                             question_level_effects(chosen, study.rows, outcomes))
+                             question_level_effects(chosen, study.rows, outcomes, correction=correction))
         written += write_table(result.arms, study.rows, study.title, out / study.stem, arm_note(result.arms))
         written += write_effects(result.paired, study, out)
         written += write_question_level(result.questions, study, out)
@@ -179,7 +180,8 @@ def _study_view(result: StudyResult, excluded: pd.DataFrame, out: Path) -> dict:
         "missing_reference": missing_reference_note(result.paired),
         "questions": (_html_table(questions_display(result.questions), len(QUESTION_LABELS))
                       if not result.questions.empty else None),
-        "questions_note": QUESTIONS_NOTE,
+        "questions_note": questions_note(result.questions.attrs.get("correction", DEFAULT_CORRECTION),
+                                         result.questions.attrs.get("family")),
         "without_outcomes": result.questions.attrs.get("without_outcomes", 0),
         "plots": [{"src": _link(p, out), "alt": curves.get(_curve_of(p), p.stem)}
                   for p in result.plots],

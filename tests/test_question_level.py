@@ -16,6 +16,7 @@ from analysis.__main__ import main
 from analysis.question_level import question_level_effects, verdict
 from medvqa_rl.bookkeeping.question_outcomes import local_outcomes
 from analysis.records import load_run_dirs
+from analysis.seed_level import question_se, seed_level
 from analysis.significance import mcnemar_exact, paired_bootstrap
 
 from .test_analysis import _metrics, _write_run
@@ -78,17 +79,24 @@ def test_the_tests_read_the_records_and_match_the_seed_level_effects(sweep):
     per_seed = [100.0 * (dr.mean() - grpo.mean()) for grpo, dr in seeds]
     assert (row["factor"], row["level"], row["reference"], row["n"], row["seeds"]) == ("bias", "dr_grpo", "grpo", 3,
                                                                                         "0,1,2")
-    assert row["effect"] == pytest.approx(np.mean(per_seed))  # the paired table's mean, from the records
+    # the random-effects mean: the paired table's plain mean over seeds, weighted by the seeds' question noise
+    assert row["effect"] == pytest.approx(np.mean(per_seed), abs=0.5)
     assert row["p_mcnemar"] == pytest.approx(mcnemar_exact(np.concatenate([d for _, d in seeds]),
                                                            np.concatenate([g for g, _ in seeds])).p_value)
     pooled = paired_bootstrap(np.concatenate([100.0 * (d.astype(float) - g) for g, d in seeds]))
     assert (row["question_low"], row["question_high"]) == pytest.approx((pooled.low, pooled.high))
-    assert row["both_low"] > 0 and row["verdict"] == "higher, beyond evaluation and seed noise"
+    differences = [100.0 * (d.astype(float) - g) for g, d in seeds]
+    decided = seed_level(np.array([x.mean() for x in differences]), np.array([question_se(x) for x in differences]))
+    assert (row["effect"], row["low"], row["high"], row["p_value"], row["df"]) == pytest.approx(
+        (decided.effect, decided.low, decided.high, decided.p_value, 2))
+    assert row["low"] > 0 and row["family"] == 2  # accuracy's family: in-domain and shifted
+    assert row["p_adjusted"] == pytest.approx(min(1.0, 2 * row["p_value"]))  # Holm: the smaller of two p x 2
+    assert row["verdict"] == f"higher: resolved at n = 3 seeds (Holm p = {row['p_adjusted']:.2g})"
     assert row["per_seed"].startswith(f"0: {per_seed[0]:+.2f} [") and row["per_seed"].count("p=") == 3
     assert frame.loc[("in-domain", "completion_tokens"), "effect"] == pytest.approx(5.0)
     assert math.isnan(frame.loc[("in-domain", "completion_tokens"), "p_mcnemar"])  # McNemar: accuracy only
     assert frame.loc[("shifted", "accuracy"), "effect"] == 0.0
-    assert frame.loc[("shifted", "accuracy"), "verdict"] == "within evaluation noise"
+    assert frame.loc[("shifted", "accuracy"), "verdict"].startswith("not resolved at n = 3 seeds (detectable: about ")
 
 
 def test_the_report_writes_and_prints_the_question_level_table(sweep, tmp_path, capsys):
@@ -97,13 +105,13 @@ def test_the_report_writes_and_prints_the_question_level_table(sweep, tmp_path, 
     table = pd.read_csv(out / "bias_questions.csv")
     paired = pd.read_csv(out / "bias_paired.csv").iloc[0]
     accuracy = table[(table["test_set"] == "in-domain") & (table["metric"] == "accuracy")].iloc[0]
-    assert accuracy["effect"] == pytest.approx(paired["test/accuracy_mean"])  # metrics.json and predictions agree
-    assert accuracy["seed_ci95"] == pytest.approx(paired["test/accuracy_ci95"])
+    # metrics.json and predictions agree (equal question SEs: the random-effects mean is the plain mean)
+    assert accuracy["effect"] == pytest.approx(paired["test/accuracy_mean"], abs=0.5)
     printed = capsys.readouterr().out
-    assert "GRPO vs Dr.GRPO: question-level paired tests" in printed
-    assert "higher, beyond evaluation and seed noise" in printed and "within evaluation noise" in printed
+    assert "GRPO vs Dr.GRPO: verdicts (paired, per test set and metric)" in printed
+    assert "higher: resolved at n = 3 seeds (Holm p = " in printed and "not resolved at n = 3 seeds" in printed
     html = (out / "index.html").read_text()
-    assert "Question-level paired tests" in html and "McNemar p" in html
+    assert "Verdicts" in html and "McNemar p" in html and "Holm p" in html
     assert r"dr\_grpo" in (out / "bias_questions.tex").read_text()
 
 
@@ -113,9 +121,10 @@ def test_one_seed_gets_question_level_intervals_and_says_seed_noise_is_unmeasure
         _write(tmp_path / f"bias={bias},seed=0", bias, 0, _predictions(0, correct, 20.0))
     runs, _ = load_run_dirs([tmp_path])
     row = question_level_effects(runs, ("bias",)).set_index("metric").loc["accuracy"]
-    assert row["n"] == 1 and math.isnan(row["seed_ci95"]) and math.isnan(row["both_low"])
-    assert row["question_low"] > 0
-    assert row["verdict"] == "higher, beyond evaluation noise (one seed: seed noise not measured)"
+    assert row["n"] == 1 and math.isnan(row["seed_sd"]) and math.isnan(row["detectable"])
+    assert row["question_low"] > 0 and row["low"] > 0 and row["df"] == N - 1
+    assert row["verdict"] == ("not resolved: one seed, run-to-run noise unmeasured (higher, beyond evaluation noise: "
+                              f"Holm p = {row['p_adjusted']:.2g})")
 
 
 def test_arms_scored_on_other_questions_are_refused_by_name(tmp_path):
@@ -148,13 +157,37 @@ def test_a_slim_records_gzip_reads_as_the_full_predictions(tmp_path):
 
 
 def test_the_verdict_words():
-    assert verdict(2.0, 0.2, -1.0, 5.0) == "within evaluation noise"
-    assert verdict(2.0, float("nan"), -1.0, 5.0) == "within evaluation noise"
-    assert verdict(-3.0, 0.001, -5.0, -1.0) == "lower, beyond evaluation noise (one seed: seed noise not measured)"
-    assert verdict(3.0, 0.001, 1.0, 5.0, -2.0, 8.0) == "higher, beyond evaluation noise but within seed noise"
-    # Three seeds: the bootstrap over seeds excludes 0 but the t-interval over seeds (2 df) does not: seed noise.
-    assert verdict(3.0, 0.001, 1.0, 5.0, 1.0, 4.0, 3.5) == "higher, beyond evaluation noise but within seed noise"
-    assert verdict(3.0, 0.001, 1.0, 5.0, 1.0, 4.0, 2.5) == "higher, beyond evaluation and seed noise"
+    assert verdict(2.0, 0.2, 3, 9.84) == "not resolved at n = 3 seeds (detectable: about 9.8 points; Holm p = 0.2)"
+    assert verdict(-3.0, 0.001, 3, 9.8) == "lower: resolved at n = 3 seeds (Holm p = 0.001)"
+    assert verdict(0.3, 0.5, 2, 4.44, "completion_tokens") == ("not resolved at n = 2 seeds (detectable: about 4.4 "
+                                                               "tokens; Holm p = 0.5)")
+    assert verdict(0.3, 0.5, 2, float("nan"), "similarity", "BH q") == ("not resolved at n = 2 seeds (detectable: not "
+                                                                         "estimable; BH q = 0.5)")
+    assert verdict(-3.0, 1e-9, 1) == ("not resolved: one seed, run-to-run noise unmeasured (lower, beyond evaluation "
+                                      "noise: Holm p = 1.0e-09)")
+    assert verdict(2.0, 0.3, 1) == ("not resolved: one seed, run-to-run noise unmeasured (not beyond evaluation noise "
+                                    "either: Holm p = 0.3)")
+    assert not any("within" in verdict(e, p, k, 5.0) for e in (-1, 1) for p in (0.01, 0.5) for k in (1, 3))
+
+
+def test_seeds_missing_some_combinations_are_left_out_by_name(tmp_path):
+    """A factorial-like study (two factors) where seed 1 has only some cells: the seed-level test uses the seeds that
+    pair every combination, and the row says which seed was left out and why."""
+    from analysis.question_level import _complete_seeds
+
+    index = pd.MultiIndex.from_tuples([("none", 0), ("ecr", 0), ("none", 1)], names=["length_reward", "seed"])
+    pairs = pd.DataFrame({"dr_grpo": [["a"], ["b"], ["c"]], "grpo": [["d"], ["e"], ["f"]]}, index=index)
+    kept, note = _complete_seeds(pairs)
+    assert list(kept.index) == [("none", 0), ("ecr", 0)]
+    assert note == "seeds left out, not every combination of the other factors paired: 1 (1 of 2 combinations)"
+
+
+def test_the_correction_option_changes_the_adjusted_column(sweep, tmp_path):
+    for correction in ("holm", "none"):
+        assert main(["--runs", str(sweep), "--out", str(tmp_path / correction), "--correction", correction]) == 0
+    holm, none = (pd.read_csv(tmp_path / c / "bias_questions.csv") for c in ("holm", "none"))
+    assert (none["p_adjusted"] == none["p_value"]).all() and (holm["p_adjusted"] >= holm["p_value"]).all()
+    assert "p (unadjusted)" in (tmp_path / "none" / "bias_questions.md").read_text()
 
 
 def test_slim_records_regenerate_the_same_tables(sweep, tmp_path):

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analysis.significance import (UnpairedError, mcnemar_exact, paired_bootstrap, paired_values,
-                                   two_level_bootstrap)
+from analysis.significance import UnpairedError, mcnemar_exact, paired_bootstrap, paired_values
 
 
 def test_mcnemar_exact_matches_the_hand_computed_binomial():
@@ -36,18 +35,6 @@ def test_a_real_gain_is_told_from_noise_and_the_interval_is_stable_to_a_tenth_of
     first, second = paired_bootstrap(differences, seed=0), paired_bootstrap(differences, seed=1)
     assert first.low > 0 and mcnemar_exact(a, b).p_value < 1e-6
     assert abs(first.low - second.low) < 0.1 and abs(first.high - second.high) < 0.1
-
-
-def test_when_seeds_disagree_the_two_level_interval_is_wider_than_the_one_level_one():
-    rng = np.random.default_rng(3)
-    seeds = [100.0 * ((rng.random(1000) < p).astype(float) - (rng.random(1000) < 0.5)) for p in (0.62, 0.5, 0.38)]
-    pooled = paired_bootstrap(np.concatenate(seeds))
-    both = two_level_bootstrap(seeds)
-    assert both.effect == pytest.approx(pooled.effect)
-    assert both.high - both.low > 3 * (pooled.high - pooled.low)
-    assert both.covers_zero()
-    with pytest.raises(ValueError, match="two or more seeds"):
-        two_level_bootstrap(seeds[:1])
 
 
 def test_arms_scored_on_different_questions_are_refused_not_paired_by_position():
