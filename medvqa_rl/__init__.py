@@ -14,11 +14,13 @@ circle (pyproject.toml's import-linter contract; tests/test_import_layers.py run
 10. judges: the semantic-alignment judge back ends;
 11. data: loaders, validation, record caches, test sets;
 12. prompts: the chat prompt and reference completion of a record;
-13. helpers with no project imports: questions, decoding, distributed, factors, digests.
+13. helpers with no project imports: questions, decoding, distributed, factors, digests, batching.
 """
 
+from medvqa_rl import batching
 from medvqa_rl.bookkeeping.grid_point_dirs import register_resolver
 
 # On import of the package, not of __main__: joblib and submitit workers unpickle the task function
 # and resolve the job's folder (sweeps/_common.yaml) without running `python -m medvqa_rl`'s module.
 register_resolver()
+batching.register_resolver()  # method.gradient_accumulation_steps from the process count

@@ -13,6 +13,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 from trl import GRPOConfig
 
+from medvqa_rl.batching import matching_process_counts, process_count
 from medvqa_rl.bookkeeping.run_record import OPTIONAL_PACKAGES, installed_distribution
 from medvqa_rl.questions import QUESTION_MODES
 from medvqa_rl.data.splits import LOADERS
@@ -40,6 +41,7 @@ def check_config(cfg: DictConfig) -> None:
     _check_test_sets(cfg)
     _check_method(cfg)
     _check_model_init(cfg)
+    _check_updates_survive(cfg)
     _check_prompt_budget(cfg)
     _check_length_rewards(cfg)
     if judge_backend(cfg) != "none":
@@ -107,6 +109,7 @@ def _check_method(cfg: DictConfig) -> None:
     examples = cfg.budget.examples
     if examples is not None and examples <= 0:
         raise ConfigError(f"budget.examples must be a positive number of training examples or null, got {examples}")
+    _check_accumulation(method)
     if method.trainer != "grpo":
         return
     unknown = sorted(set(method.get("objective", {})) - GRPO_CONFIG_FIELDS)
@@ -121,6 +124,60 @@ def _check_method(cfg: DictConfig) -> None:
             f"method.num_generations={method.num_generations} must divide the generation batch "
             f"method.per_device_train_batch_size * method.gradient_accumulation_steps = {batch}"
         )
+
+
+def _check_accumulation(method: DictConfig) -> None:
+    """gradient_accumulation_steps is a positive integer; where it is derived from method.questions_per_step and the
+    process count (medvqa_rl/batching.py), a count that cannot give that many questions per step is refused."""
+    accumulation = method.gradient_accumulation_steps
+    if isinstance(accumulation, int) and not isinstance(accumulation, bool) and accumulation >= 1:
+        return
+    target = method.get("questions_per_step")
+    if target is None:
+        raise ConfigError(f"method.gradient_accumulation_steps must be a positive integer, got {accumulation}")
+    per_question = method.num_generations if method.trainer == "grpo" else 1
+    counts = matching_process_counts(target, per_question, method.per_device_train_batch_size)
+    raise ConfigError(
+        f"method.questions_per_step={target} cannot be kept on {process_count()} processes: "
+        f"{method.per_device_train_batch_size} examples per process per micro-batch"
+        + (f" ({per_question} completions per question)" if per_question > 1 else "")
+        + f" would need {accumulation:g} accumulation steps. It is kept on {counts} processes; or set "
+        f"method.per_device_train_batch_size so that it divides, or method.gradient_accumulation_steps=<n> to accept "
+        f"another number of questions per step (the record's train/questions_per_step says which)")
+
+
+# An AdamW step moves a weight by about the learning rate; the optimizer of a plain (DDP or single-process) run updates
+# the weights in the dtype they were loaded in, and a step under half the spacing of that dtype rounds to nothing.
+# Around a weight of 0.02 (Qwen2's initializer_range; 0.02 lies in [2^-6, 2^-5)) bfloat16's 7 mantissa bits space
+# values 2^-13 = 1.2e-4 apart, float16's 10 bits 2^-16: steps below these learning rates are lost.
+LOST_BELOW = {"bfloat16": 2.0 ** -14, "float16": 2.0 ** -17}  # 6.1e-5, 7.6e-6
+
+
+def sharded_optimizer() -> bool:
+    """DeepSpeed or FSDP, as `accelerate launch --config_file` (or the SLURM tasks' callback) announces it: both keep
+    fp32 master weights for the optimizer, whatever dtype the policy was loaded in."""
+    return any(os.environ.get(flag, "").lower() == "true" for flag in ("ACCELERATE_USE_DEEPSPEED", "ACCELERATE_USE_FSDP"))
+
+
+def _check_updates_survive(cfg: DictConfig) -> None:
+    """Full fine-tuning of 16-bit weights outside DeepSpeed/FSDP at a learning rate whose steps round away learns
+    nothing: refused (docs/paper_setting.md). LoRA trains fp32 adapters; method=none trains nothing."""
+    method, dtype = cfg.method, cfg.model_init.dtype
+    if method.trainer == NO_TRAINING or method.get("lora", {}).get("enabled") or sharded_optimizer():
+        return
+    threshold = LOST_BELOW.get(dtype)
+    if threshold is None or method.learning_rate >= threshold:
+        return
+    processes = process_count()
+    setup = f"plain DDP over {processes} processes" if processes > 1 else "one process without DeepSpeed or FSDP"
+    raise ConfigError(
+        f"model_init.dtype={dtype} with method.learning_rate={method.learning_rate:g} under {setup} learns nothing: "
+        f"the optimizer updates the {dtype} weights themselves, and a step below {threshold:.1e} on a weight of 0.02 "
+        f"rounds away. Launch with `accelerate launch --config_file accelerate_configs/deepspeed_zero2.yaml` "
+        f"(fp32 master weights; pip install -e '.[deepspeed]'; under hydra/launcher=slurm_multigpu "
+        f"hydra.callbacks.slurm_tasks.accelerate_config=accelerate_configs/deepspeed_zero2.yaml, for "
+        f"sweeps/slurm_accelerate.sbatch ACCELERATE_CONFIG=accelerate_configs/deepspeed_zero2.yaml), or set "
+        f"model_init.dtype=float32")
 
 
 VLLM_MODES = ("colocate", "server")

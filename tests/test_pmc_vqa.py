@@ -220,6 +220,9 @@ def test_paper_overlay_states_the_published_setting(monkeypatch):
     from medvqa_rl.config_checks import check_config
     from medvqa_rl.training import common
 
+    # Under ZeRO-2 (fp32 master weights; plain DDP on the bf16 policy is refused, tests/test_batching.py) on 4 processes
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
+    monkeypatch.setenv("WORLD_SIZE", "4")
     cfg = compose_config([PAPER])
     check_config(cfg)  # hub ids are valid model_init paths
     assert cfg.model_init.path == "Qwen/Qwen2-VL-2B-Instruct"
@@ -264,11 +267,12 @@ def test_paper_overlay_gives_each_method_its_own_setting_in_any_order(method):
 
 
 def test_paper_overlay_runs_end_to_end_with_the_tiny_model_and_a_small_pmc_vqa(tiny_cache, tiny_lm_dir, tmp_path):
-    """Only paths, sizes, the budget and what a CPU lacks (bf16, cuda) are swapped."""
+    """Only paths, sizes, the budget and what a CPU lacks (bf16, cuda: fp32 weights, as one process needs) are swapped."""
     root = write_pmc_vqa(tmp_path / "pmc", n_train=16, n_test=6)
     instruct = next(Path(tiny_cache).glob("tiny-*/instruct"))
     cfg = compose_config([PAPER, f"model_init.path={instruct}", f"dataset.path={root}", "dataset.train_size=16",
-                          "dataset.test_size=6", "budget.examples=2", "method.bf16=false", f"judge.model={tiny_lm_dir}",
+                          "dataset.test_size=6", "budget.examples=2", "method.bf16=false", "model_init.dtype=float32",
+                          f"judge.model={tiny_lm_dir}",
                           "judge.device=cpu", "judge.dtype=float32", "judge.yes_token=Yes", "judge.no_token=No",
                           "wandb.mode=disabled"])
     record = run(cfg, tmp_path / "run")

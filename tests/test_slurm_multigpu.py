@@ -47,7 +47,8 @@ def test_multigpu_launcher_asks_for_n_gpus_and_one_task_per_gpu():
     assert launcher["max_num_timeout"] > 0  # requeued on preemption
     callback = instantiate(hydra.callbacks.slurm_tasks)
     assert isinstance(callback, SlurmTasks)
-    assert accelerate_config_path(callback.accelerate_config).resolve() == ROOT / "accelerate_configs" / "multi_gpu.yaml"
+    # ZeRO-2 by default: fp32 master weights, so the paper's bf16 policy learns at lr 1e-6 (DDP would round it away)
+    assert accelerate_config_path(callback.accelerate_config).resolve() == ROOT / "accelerate_configs" / "deepspeed_zero2.yaml"
 
     eight = _hydra(["sweep=bias", "hydra/launcher=slurm_multigpu", "hydra.launcher.gpus_per_node=8",
                     "hydra.callbacks.slurm_tasks.accelerate_config=accelerate_configs/deepspeed_zero3.yaml"]).hydra
@@ -166,11 +167,11 @@ def test_sbatch_script_launches_one_run_on_the_nodes_gpus(fake_slurm):
     job = _sbatch(overrides, env)
     assert job.wait(timeout=30) == 0, job.stderr.read()
     argv = (log / "accelerate.args").read_text().splitlines()
-    assert argv == ["launch", "--config_file", "accelerate_configs/multi_gpu.yaml", "--num_processes", "4",
+    assert argv == ["launch", "--config_file", "accelerate_configs/deepspeed_zero2.yaml", "--num_processes", "4",
                     "-m", "medvqa_rl", *overrides, "hydra.run.dir=runs/medvqa-rl-4242"]
     args = launch_command_parser().parse_args(argv[1:])  # accelerate's own parser takes it
     assert (args.config_file, args.num_processes, args.module, args.training_script) == (
-        "accelerate_configs/multi_gpu.yaml", 4, True, "medvqa_rl")
+        "accelerate_configs/deepspeed_zero2.yaml", 4, True, "medvqa_rl")
     assert (ROOT / args.config_file).is_file()
     compose_config(list(args.training_script_args))  # the run's overrides compose
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import os
 import warnings
 
 import torch
@@ -37,6 +36,16 @@ def examples_per_step(method: DictConfig) -> int:
     if method.trainer == "grpo":
         examples //= method.num_generations
     return examples * PartialState().num_processes
+
+
+def batch_description(method: DictConfig) -> str:
+    """What one optimiser step takes, for the console: '8 questions per optimiser step (8 examples per process x 2
+    accumulation x 4 processes / 8 completions per question)'."""
+    per_question = method.num_generations if method.trainer == "grpo" else 1
+    processes = PartialState().num_processes
+    return (f"{examples_per_step(method)} questions per optimiser step ({method.per_device_train_batch_size} examples "
+            f"per process x {method.gradient_accumulation_steps} accumulation x {processes} processes"
+            + (f" / {per_question} completions per question)" if per_question > 1 else ")"))
 
 
 def max_steps(cfg: DictConfig) -> int:
@@ -81,14 +90,3 @@ def lora_config(method: DictConfig) -> LoraConfig | None:
     if not lora.enabled:
         return None
     return LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.target_modules)
-
-
-def warn_if_updates_round_away(cfg: DictConfig) -> None:
-    """AdamW steps on 16-bit weights round away below ~1e-3 of a weight: at the paper's lr 1e-6, plain DDP on a
-    bfloat16 policy learns nothing. DeepSpeed and FSDP keep fp32 master weights; LoRA trains fp32 adapters."""
-    sharded = any(os.environ.get(flag, "").lower() == "true" for flag in ("ACCELERATE_USE_DEEPSPEED", "ACCELERATE_USE_FSDP"))
-    if cfg.model_init.dtype != "float32" and not cfg.method.lora.enabled and not sharded:
-        log.warning("model_init.dtype=%s with full fine-tuning outside DeepSpeed/FSDP: optimizer steps on %s "
-                    "weights round away at small learning rates (method.learning_rate=%g); use "
-                    "model_init.dtype=float32 or accelerate_configs/deepspeed_zero2.yaml",
-                    cfg.model_init.dtype, cfg.model_init.dtype, cfg.method.learning_rate)
