@@ -19,12 +19,12 @@ from omegaconf import OmegaConf
 from medvqa_rl.bookkeeping.checkpoints import checkpoints
 from medvqa_rl.bookkeeping.question_outcomes import (WANDB_KEY, OutcomeReader, Outcomes, local_outcomes,
                                                      outcomes_from_table)
-from medvqa_rl.factors import RECORDED_GROUPS
+from medvqa_rl.factors import RECORDED_GROUPS, RECORDED_VALUES
 from medvqa_rl.bookkeeping.run_record import FAILURE_FILE, METRICS, finished_record, read_json_object, read_jsonl
 
 log = logging.getLogger(__name__)
 
-FACTORS = (*RECORDED_GROUPS, "judge")  # the factor/<group> keys of a run record
+FACTORS = (*RECORDED_GROUPS, "judge", *RECORDED_VALUES)  # the factor/<group> keys of a run record
 # TRL's logged keys, as history.jsonl holds them (W&B prefixes them with "train/").
 # rewards/accuracy/mean: the fraction of sampled completions the accuracy reward scored correct (SFT and
 # DPO log none of these).

@@ -17,6 +17,7 @@ class Study:
     rows: tuple[str, ...]  # factors whose levels make the table's rows
     method: str | None = "grpo"  # only runs of this method (None: every method)
     version: int | None = None  # set when the runs hold several versions of the sweep: one study each
+    adhoc: bool = True  # also pools runs of no named sweep; False: its own sweep's runs only
 
     @property
     def stem(self) -> str:
@@ -32,13 +33,18 @@ STUDIES = (
     # method none: the init evaluated untrained (the zero-shot row), on the same seeds' test questions.
     Study("methods", "GRPO vs SFT and DPO (none: the init, untrained)", ("method",), method=None),
     Study("factorial", "Full factorial", STUDIED_FACTORS),
+    # Issue 38: the policy objective (TRL's loss types, the bias group's levels), the KL weight, the reasoning format.
+    # Their own sweeps' runs only: ad-hoc runs of the bias factor already fill the bias study.
+    Study("objectives", "Policy objective (TRL loss type)", ("bias",), adhoc=False),
+    Study("kl", "KL weight (method.beta)", ("beta",), adhoc=False),
+    Study("reasoning", "Reasoning format", ("reasoning",), adhoc=False),
 )
 
 # Each factor's reference level: the paired tables (analysis/paired.py) report every other level as
 # level - reference. The paper's baseline choice of each factor: instruct init, accuracy reward, no
 # length term, plain GRPO, and GRPO among the training methods.
 REFERENCE_LEVELS = {"model_init": "instruct", "reward": "accuracy", "length_reward": "none", "bias": "grpo",
-                    "method": "grpo"}
+                    "method": "grpo", "beta": "0.04", "reasoning": "think"}  # beta: the paper's KL weight
 
 
 def study_versions(runs: pd.DataFrame, study: Study) -> list[tuple[Study, pd.DataFrame]]:
@@ -71,7 +77,7 @@ def study_runs(runs: pd.DataFrame, study: Study) -> pd.DataFrame:
     """
     if (runs["sweep"] == study.name).any():
         chosen = runs[runs["sweep"] == study.name]
-    elif runs["sweep"].isna().all():
+    elif runs["sweep"].isna().all() and study.adhoc:
         chosen = runs if study.method is None else runs[runs["method"] == study.method]
         if all(chosen[f].nunique() < 2 for f in study.rows):
             return chosen.iloc[0:0]

@@ -26,6 +26,7 @@ from medvqa_rl.judges.selection import judge_backend
 from medvqa_rl.models.loading import ADAPTER_CONFIG, ATTENTION, DTYPES, adapter_base
 from medvqa_rl.tracking import wandb_key_error
 from medvqa_rl.training import NO_TRAINING, TRAINERS
+from medvqa_rl.training.objectives import objective_problem
 
 
 GRPO_CONFIG_FIELDS = frozenset(field.name for field in dataclasses.fields(GRPOConfig))
@@ -115,6 +116,9 @@ def _check_method(cfg: DictConfig) -> None:
     unknown = sorted(set(method.get("objective", {})) - GRPO_CONFIG_FIELDS)
     if unknown:
         raise ConfigError(f"method.objective.{unknown[0]} is not a field of TRL's GRPOConfig")
+    problem = objective_problem(cfg)  # the bias group's objective and method.beta (training/objectives.py)
+    if problem is not None:
+        raise ConfigError(problem)
     _check_vllm(method)
     if method.num_generations < 2:
         raise ConfigError(f"method.num_generations must be at least 2 (GRPO compares a group), got {method.num_generations}")

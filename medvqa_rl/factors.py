@@ -5,3 +5,11 @@ STUDIED_FACTORS = ("model_init", "reward", "length_reward", "bias")  # the four 
 # Every run records the chosen option of each as factor/<group> (metrics.json, W&B config and tags), plus
 # factor/judge: the back end of the run's judge (medvqa_rl/judges/selection.py).
 RECORDED_GROUPS = (*STUDIED_FACTORS, "family", "dataset", "method")
+# A studied value that is no group's option: GRPO's KL weight (method.beta), recorded as factor/beta, the rows of
+# the kl study (sweep=kl); "none" for the methods without GRPO's KL term.
+RECORDED_VALUES = ("beta",)
+
+
+def kl_level(method) -> str:
+    """factor/beta of a run: method.beta as a float's text ("0.0", "0.04") for GRPO, else "none"."""
+    return str(float(method.beta)) if method.trainer == "grpo" else "none"

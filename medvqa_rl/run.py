@@ -35,6 +35,7 @@ from medvqa_rl.tracking import factor_choices, finish_safely, predictions_table,
 from medvqa_rl.training import NO_TRAINING, build_trainer
 from medvqa_rl.training.common import batch_description, examples_per_step
 from medvqa_rl.training.grpo import reward_functions
+from medvqa_rl.training.objectives import resolved_objective
 from medvqa_rl.training.preemption import PreemptionCallback, preemptible
 from medvqa_rl.training.resume import restore_checkpoint_weights, restore_finished_training, training_finished_at
 
@@ -136,8 +137,10 @@ def run(cfg: DictConfig, run_dir: str | Path, resume_from: str | Path | None = N
         if engine is not None:
             engine.close()
         steps, history, per_step = trainer.state.global_step, trainer.state.log_history, examples_per_step(cfg.method)
+        objective = resolved_objective(trainer) if cfg.method.trainer == "grpo" else {}
     else:  # method=none: the same model and decoder, so its init evaluation is its evaluation
         metrics, predictions, steps, history, per_step = init_metrics, init_predictions, 0, [], 0
+        objective = {}
     if not main_process:
         return {}
 
@@ -155,6 +158,7 @@ def run(cfg: DictConfig, run_dir: str | Path, resume_from: str | Path | None = N
                "train/processes": state.num_processes, "train/questions_per_step": per_step,
                "train/gradient_accumulation_steps": cfg.method.gradient_accumulation_steps if training else 0,
                "init/cached": init_cached, "config_fingerprint": fingerprint, "wall_time_s": time.time() - started}
+    record |= objective  # GRPO: the loss, ratio clip and level, beta as the trainer resolved them
     record |= provenance
     # The evaluation's decoder, as stated by our config (no checkpoint's generation_config applies).
     record |= {f"eval/generation/{key}": value for key, value in cfg.eval.generation.items()}

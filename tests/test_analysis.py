@@ -80,7 +80,8 @@ def test_adhoc_runs_pool_the_other_factors(tmp_path):
         _write_run(tmp_path / str(i), [f"model_init={init}", f"bias={bias}"], _metrics(10.0 * (i + 1)))
     runs, _ = load_run_dirs([tmp_path])
     chosen = {s.name: len(study_runs(runs, s)) for s in STUDIES}
-    assert chosen == {"init": 3, "semantic": 0, "length": 0, "bias": 3, "methods": 0, "factorial": 3}
+    assert chosen == {"init": 3, "semantic": 0, "length": 0, "bias": 3, "methods": 0, "factorial": 3,
+                      "objectives": 0, "kl": 0, "reasoning": 0}  # issue 38's studies: their own sweeps only
     main(["--runs", str(tmp_path), "--out", str(tmp_path / "out")])
     table = pd.read_csv(tmp_path / "out" / "init.csv").set_index("model_init")
     assert table.loc["instruct", "test/accuracy_mean"] == pytest.approx(15.0)

@@ -11,6 +11,7 @@ from trl import GRPOConfig, GRPOTrainer
 from medvqa_rl.data.splits import to_trl_dataset
 from medvqa_rl.decoding import OwnDecodingCallback
 from medvqa_rl.training.common import common_args, lora_config
+from medvqa_rl.training.objectives import objective_arguments
 
 
 def _reward_specs(cfg: DictConfig) -> list[tuple[DictConfig, float]]:
@@ -42,7 +43,7 @@ def reward_weights(cfg: DictConfig) -> list[float]:
 def grpo_config(cfg: DictConfig, output_dir: str, report_to: str) -> GRPOConfig:
     """Every GRPO arm sets loss_type, scale_rewards, beta and method.objective explicitly: TRL's defaults moved
     across releases."""
-    method, bias = cfg.method, cfg.bias
+    method = cfg.method
     return GRPOConfig(
         **common_args(cfg, output_dir, report_to),
         num_generations=method.num_generations,
@@ -54,10 +55,8 @@ def grpo_config(cfg: DictConfig, output_dir: str, report_to: str) -> GRPOConfig:
         use_vllm=method.use_vllm,  # rollouts through vLLM (checked installed in config_checks)
         vllm_mode=method.vllm_mode,
         vllm_gpu_memory_utilization=method.vllm_gpu_memory_utilization,
-        beta=method.beta,
-        loss_type=bias.loss_type,
-        scale_rewards=bias.scale_rewards,
         reward_weights=reward_weights(cfg),
+        **objective_arguments(cfg),  # beta, loss_type, scale_rewards and the loss's own knobs (training/objectives.py)
         **method.objective,
     )
 
