@@ -56,7 +56,16 @@ def run(cfg: DictConfig, run_dir: str | Path, resume_from: str | Path | None = N
     (the others return an empty dict). provenance: what produced the numbers (medvqa_rl/bookkeeping/provenance.py; computed
     when not given), recorded as provenance/*, with the init's identity taken again once it is loaded (a hub
     id's revision resolves on its first download).
+    SIGTERM / SIGUSR2 anywhere in it: a checkpoint at the step's end if training, then Preempted
+    (medvqa_rl/training/preemption.py).
     """
+    preemption = PreemptionCallback()
+    with preemptible(preemption):  # one handler for the whole run, the evaluations before and after training too
+        return _run(cfg, run_dir, resume_from, provenance, preemption)
+
+
+def _run(cfg: DictConfig, run_dir: str | Path, resume_from, provenance: dict | None,
+         preemption: PreemptionCallback) -> dict:
     started = time.time()
     check_config(cfg)
     run_dir = Path(run_dir)
@@ -112,15 +121,15 @@ def run(cfg: DictConfig, run_dir: str | Path, resume_from: str | Path | None = N
         if main_process:
             log.info("%s; %d steps", batch_description(cfg.method), trainer.args.max_steps)
         state.wait_for_everyone()
-        preemption = PreemptionCallback()
         trainer.add_callback(preemption)
         if resume_from:
             restore_checkpoint_weights(trainer, str(resume_from))
-        with preemptible(preemption):
-            if resume_from and training_finished_at(str(resume_from), trainer.args.max_steps):
-                restore_finished_training(trainer, str(resume_from))  # train() would run one step too many
-            else:
-                trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+        judged_before = judge_counts(rewards)
+        if resume_from and training_finished_at(str(resume_from), trainer.args.max_steps):
+            restore_finished_training(trainer, str(resume_from))  # train() would run one step too many
+        else:
+            trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+        judged_in_training = [after - before for before, after in zip(judged_before, judge_counts(rewards))]
         if cfg.save_model:  # every process: sharded (ZeRO-3, FSDP) weights are gathered for the save
             trainer.save_model(str(run_dir / MODEL_DIR))
             if main_process:  # before the evaluation: eval.backend=vllm loads model/ with its processor
@@ -167,6 +176,8 @@ def run(cfg: DictConfig, run_dir: str | Path, resume_from: str | Path | None = N
     record["train/rollout_engine"] = rollout_engine(cfg)
     if judge is not None:
         record["eval/judge"] = evaluation_judge_name(cfg)
+    if training and any(hasattr(reward, "judge") for reward in rewards):  # this attempt's steps (history: per step)
+        record["train/judge/requests"], record["train/judge/failures"] = judged_in_training
     write_predictions(run_dir, test_sets, predictions, "predictions.jsonl")
     write_jsonl(run_dir, history, "history.jsonl")  # every logged step, resumed ones included
     write_resolved_config(run_dir, cfg)
@@ -195,6 +206,12 @@ def rollout_engine(cfg: DictConfig) -> str:
     if cfg.method.trainer != "grpo":
         return "none"
     return f"vllm-{cfg.method.vllm_mode}" if cfg.method.use_vllm else "hf"
+
+
+def judge_counts(rewards: list) -> tuple[int, int]:
+    """(requests, failures) so far of the semantic reward's judge; (0, 0) without one."""
+    judge = next((reward.judge for reward in rewards if hasattr(reward, "judge")), None)
+    return (judge.requests, judge.failures) if judge is not None else (0, 0)
 
 
 def judge_applies(judge, test_set: TestSet) -> bool:

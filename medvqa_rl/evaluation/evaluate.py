@@ -72,9 +72,12 @@ def evaluate(model, processor, records: list[dict], *, batch_size: int, max_new_
         for row, score, (_, kind) in zip(predictions, scores, references, strict=True):
             row["similarity"], row["similarity_reference"] = score, kind
     if judge is not None:
+        requests, failures = judge.requests, judge.failures
         for row, verdict in zip(predictions, judge_verdicts(judge, predictions, records), strict=True):
             row["judge_verdict"] = verdict
     metrics = summarize(predictions)
+    if judge is not None:  # this evaluation's share of the judge's counts (a cached verdict costs no request)
+        metrics["judge/requests"], metrics["judge/failures"] = judge.requests - requests, judge.failures - failures
     metrics["perplexity"] = perplexity(sum(n for _, (n, _) in shards), sum(t for _, (_, t) in shards))
     return metrics, predictions
 
@@ -87,12 +90,13 @@ def similarity_reference(record: dict) -> tuple[str, str]:
     return record["answer_text"], "answer_text"
 
 
-def judge_verdicts(judge, predictions: list[dict], records: list[dict]) -> list[float]:
-    """The judge's verdict on each prediction's reasoning; 0 where there is none (as in the reward)."""
+def judge_verdicts(judge, predictions: list[dict], records: list[dict]) -> list[float | None]:
+    """The judge's verdict on each prediction's reasoning; 0 where there is none (as in the reward); None where
+    the judge failed (judge.on_failure=zero): a failure is not a "no"."""
     findings = [findings_json(r) for r in records]
     items = judge_items([p["completion"] for p in predictions], [r["question"] for r in records],
                         [r["answer_text"] for r in records], findings)
-    return judged_scores(judge, items)
+    return judged_scores(judge, items, failed=None)
 
 
 def summarize(predictions: list[dict]) -> dict:
@@ -113,7 +117,13 @@ def summarize(predictions: list[dict]) -> dict:
     if all("similarity" in p for p in predictions):
         metrics["similarity"] = sum(p["similarity"] for p in predictions) / n
     if all("judge_verdict" in p for p in predictions):
-        metrics["judge_score"] = _percent([p["judge_verdict"] for p in predictions])
+        verdicts = [p["judge_verdict"] for p in predictions]
+        judged = [v for v in verdicts if v is not None]
+        # A score with failed verdicts is not the judge's score of this set: null (analysis leaves it out and
+        # names the run), with the failures counted; the judged rows' score beside it for inspection.
+        metrics["judge_score"] = _percent(verdicts) if len(judged) == n else None
+        if len(judged) < n:
+            metrics["judge_score_of_judged"] = _percent(judged) if judged else None
     closed = [p for p in predictions if not is_open(p)]
     opened = [p for p in predictions if is_open(p)]
     if closed:

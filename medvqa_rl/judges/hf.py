@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from medvqa_rl.judges.base import Judge, JudgeError, JudgeItem, render_prompt, yes_no_verdict
+from medvqa_rl.judges.base import Judge, JudgeError, JudgeItem, render_prompt, stated_verdict
 
 VERDICT_MODES = ("logprob", "generate")
 
@@ -15,7 +15,7 @@ class HFJudge(Judge):
 
     verdict="logprob": 1 iff the next-token logit of `yes_token` beats that of `no_token` after the prompt
     (one forward pass per batch). verdict="generate": greedy-decode up to `max_new_tokens` and read a
-    leading "yes". Prompts are left-padded so the last position is every row's next token.
+    stated "yes" or "no" (base.stated_verdict; a reply with neither is a failed verdict). Prompts are left-padded so the last position is every row's next token.
     """
 
     backend = "hf"  # the judge=<option> that selects it
@@ -60,13 +60,20 @@ class HFJudge(Judge):
         return torch.cat(margins).cpu()
 
     @torch.no_grad()
-    def _judge(self, items: list[JudgeItem]) -> list[float]:
+    def _judge(self, items: list[JudgeItem]) -> list[float | BaseException]:
         if self.verdict == "logprob":
             return (self.margins(items) > 0).float().tolist()
         return [verdict for batch in self._batches(items) for verdict in self._generated_verdicts(batch)]
 
-    def _generated_verdicts(self, batch) -> list[float]:
+    def _generated_verdicts(self, batch) -> list[float | BaseException]:
         generated = self.model.generate(**batch, max_new_tokens=self.max_new_tokens, do_sample=False,
                                         pad_token_id=self.tokenizer.pad_token_id)
         answers = self.tokenizer.batch_decode(generated[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
-        return [yes_no_verdict(answer) for answer in answers]
+        return [_verdict_or_error(answer) for answer in answers]
+
+
+def _verdict_or_error(answer: str) -> float | JudgeError:
+    try:
+        return stated_verdict(answer)
+    except JudgeError as error:
+        return error

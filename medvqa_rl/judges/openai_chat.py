@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 
-from medvqa_rl.judges.base import Judge, JudgeError, JudgeItem, render_prompt, yes_no_verdict
+from medvqa_rl.judges.base import Judge, JudgeError, JudgeItem, render_prompt, stated_verdict
 
 
 class OpenAIJudge(Judge):
@@ -28,7 +28,7 @@ class OpenAIJudge(Judge):
             if not api_key:
                 raise JudgeError(f"judge.api_key_env: environment variable {api_key_env} is not set "
                                  "(set it, or judge.api_key_env=null for a server without keys)")
-        self.model, self.template, self.system_prompt = model, template, system_prompt
+        self.model, self.template, self.system_prompt, self.base_url = model, template, system_prompt, base_url
         self.concurrency, self.max_tokens = concurrency, max_tokens
         import openai  # here, not at module level: importing it costs every run ~1 s, and only this judge needs it
 
@@ -37,6 +37,9 @@ class OpenAIJudge(Judge):
 
     def __repr__(self) -> str:  # never show the client (it holds the key)
         return f"OpenAIJudge(model={self.model!r})"
+
+    def describe(self) -> str:
+        return f"OpenAIJudge(model={self.model!r}, base_url={self.base_url!r})"
 
     def _judge(self, items: list[JudgeItem]) -> list[float | BaseException]:
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
@@ -51,4 +54,13 @@ class OpenAIJudge(Judge):
                 model=self.model, messages=messages, max_tokens=self.max_tokens, temperature=0.0)
         except self._client_error as error:  # raised after the client's own retries
             return error
-        return yes_no_verdict(response.choices[0].message.content or "")
+        except ValueError as error:  # a 200 whose body is not JSON (json.JSONDecodeError)
+            return JudgeError(f"{self.base_url}: the reply is not JSON ({error})")
+        try:
+            content = response.choices[0].message.content
+        except (AttributeError, IndexError, TypeError) as error:  # {"choices": []}, a body of another shape
+            return JudgeError(f"{self.base_url}: the reply holds no choice's message ({type(error).__name__}: {error})")
+        try:
+            return stated_verdict(content or "")
+        except JudgeError as error:
+            return error

@@ -20,10 +20,12 @@ def judge_items(completions: list[Any], question: list[str], answer_text: list[s
     return items
 
 
-def judged_scores(judge: Judge, items: list[JudgeItem | None]) -> list[float]:
-    """The judge's verdict per item, asked in one batch; 0.0 where there is no reasoning (None)."""
-    verdicts = iter(judge([item for item in items if item is not None]))
-    return [next(verdicts) if item is not None else 0.0 for item in items]
+def judged_scores(judge: Judge, items: list[JudgeItem | None], failed: float | None = 0.0) -> list[float | None]:
+    """The judge's verdict per item, asked in one batch; 0.0 where there is no reasoning (None); `failed` where
+    the judge failed under on_failure=zero (0.0 for the reward, None for the evaluation's judge score)."""
+    verdicts = iter(judge.verdicts([item for item in items if item is not None]))
+    scores = [next(verdicts) if item is not None else 0.0 for item in items]
+    return [failed if score is None else score for score in scores]
 
 
 class SemanticAlignmentReward:

@@ -2,7 +2,11 @@
 (submitit's timeout signal) makes the trainer save a checkpoint at the end of the current step and stop;
 the run then exits non-zero (Preempted) so the requeued job resumes from that checkpoint.
 
-The handler only sets a flag: saving happens in the training loop, never inside a signal handler.
+One handler covers the whole run (run.run installs it first): during training it only sets a flag (saving
+happens in the training loop, never inside a signal handler); before or after training (loading, the init
+evaluation, the final evaluation, the record) it raises Preempted at once, so the run still leaves a
+'preempted' failure.json and the rerun resumes from the newest checkpoint (one at max_steps trains nothing:
+training/resume.py).
 A handler installed before ours (submitit requeues the job from its SIGUSR2 handler) is called once the
 checkpoint is written.
 """
@@ -34,6 +38,13 @@ class PreemptionCallback(TrainerCallback):
     def __init__(self) -> None:
         self.received: list[int] = []
         self.stopped = False
+        self.training = False  # inside trainer.train(): a signal waits for the step's end
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.training = True
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.training = False
 
     def on_step_end(self, args, state, control, **kwargs):
         if self._any_rank_received():
@@ -53,14 +64,20 @@ class PreemptionCallback(TrainerCallback):
 
 @contextmanager
 def preemptible(callback: PreemptionCallback):
-    """Installs the flag-setting handlers (main thread only) for the duration of training; afterwards calls
-    the handlers they replaced for the signals received, and raises Preempted if any was."""
+    """Installs the handlers (main thread only) for the duration of the block: inside training they set the
+    callback's flag, outside it they raise Preempted. Afterwards calls the handlers they replaced for the signals
+    received (submitit's requeue), and raises Preempted if training stopped on one."""
     previous = {}
 
     def on_signal(signum, frame):
-        log.warning("received %s: saving a checkpoint at the end of this step, then stopping",
-                    signal.Signals(signum).name)
         callback.received.append(signum)
+        name = signal.Signals(signum).name
+        if callback.training:
+            log.warning("received %s: saving a checkpoint at the end of this step, then stopping", name)
+            return
+        log.warning("received %s outside training: stopping now", name)
+        raise Preempted(f"stopped on {name} outside training (loading or evaluating); rerun the same command to "
+                        "resume from the newest checkpoint")
 
     try:
         for signum in SIGNALS:
@@ -72,10 +89,10 @@ def preemptible(callback: PreemptionCallback):
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-    if callback.stopped:
         for signum in dict.fromkeys(callback.received):
             handler = previous.get(signum)
             if callable(handler):
                 handler(signum, None)
+    if callback.stopped:
         cause = signal.Signals(callback.received[0]).name if callback.received else "another rank's signal"
         raise Preempted(f"stopped on {cause} after saving a checkpoint; rerun the same command to resume")
