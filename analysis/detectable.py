@@ -81,3 +81,13 @@ def evaluation_floor(noise: Noise, seeds: int, questions: int, power: float = PO
     """The question-noise-only lower bound (seed variance taken as 0): what no number of seeds of this size beats;
     not a claim about a seed-level test."""
     return minimum_detectable(noise, seeds, questions, power, alpha, seed_variance=0.0)
+
+
+def detectable_from_se(se: float, df: int, power: float = POWER, alpha: float = ALPHA) -> float:
+    """The smallest true effect a two-sided t-test on df degrees of freedom finds with `power`, for an estimate with
+    standard error `se`: se x the noncentrality that reaches it (TTestPower's one-sample t on df + 1 observations has
+    noncentrality d sqrt(df + 1)). NaN without df or SE."""
+    if not df or df < 1 or se is None or math.isnan(se):
+        return float("nan")
+    d = TTestPower().solve_power(effect_size=None, nobs=df + 1, alpha=alpha, power=power, alternative="two-sided")
+    return float(se * d * math.sqrt(df + 1))

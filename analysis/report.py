@@ -13,7 +13,11 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from analysis.paired import LABELS, missing_reference_note, paired_effects, paired_note, write_effects
-from analysis.plots import BAND_NOTE, CURVES, plot_curves
+from analysis.factorial import display as factorial_display
+from analysis.factorial import factorial_effects, write_factorial
+from analysis.factorial import note as factorial_note
+from analysis.plots import BAND_NOTE, CURVES, plot_curves, plot_forest, plot_interactions
+from analysis.summary import comparison_sentences, factorial_sentences
 from analysis.question_level import LABELS as QUESTION_LABELS
 from analysis.multiplicity import DEFAULT as DEFAULT_CORRECTION
 from analysis.question_level import note as questions_note
@@ -44,6 +48,9 @@ class StudyResult:
     paired: pd.DataFrame
     questions: pd.DataFrame = field(default_factory=pd.DataFrame)
     plots: list[Path] = field(default_factory=list)
+    factorial: pd.DataFrame = field(default_factory=pd.DataFrame)  # factorial.factorial_effects (factorial only)
+    summary: list[str] = field(default_factory=list)  # the answer first: summary.comparison_sentences (+ factorial)
+    figures: list[Path] = field(default_factory=list)  # the forest plot, the factorial's interaction plots
 
     @property
     def wandb_group(self) -> str | None:
@@ -66,6 +73,21 @@ def write_studies(runs: pd.DataFrame, history: pd.DataFrame, out: Path, outcomes
         written += write_table(result.arms, study.rows, study.title, out / study.stem, arm_note(result.arms))
         written += write_effects(result.paired, study, out)
         written += write_question_level(result.questions, study, out)
+        result.summary = comparison_sentences(result.questions)
+        if len(study.rows) > 1:  # the factorial, analysed as one model
+            result.factorial = factorial_effects(chosen, study.rows, outcomes, correction=correction)
+            written += write_factorial(result.factorial, study.stem, study.title, out)
+            result.summary += factorial_sentences(result.factorial)
+            result.figures += [plot_interactions(cells, study.rows, f"{study.title}: {test_set}",
+                                                 out / "plots" / f"{study.stem}_interactions_{test_set}.png")
+                               for test_set, cells in result.factorial.attrs.get("cell_means", {}).items()]
+        forest = plot_forest(result.questions, study.title, out / "plots" / f"{study.stem}_forest.png")
+        result.figures = [forest, *result.figures] if forest else result.figures
+        written += result.figures
+        if result.summary:
+            (out / f"{study.stem}_summary.md").write_text(f"### {study.title}: verdicts in words\n\n"
+                                                          + "".join(f"- {s}\n" for s in result.summary))
+            written.append(out / f"{study.stem}_summary.md")
         result.plots = plot_curves(chosen, history, study.rows, study.title, out / "plots", study.stem)
         written += result.plots
         results.append(result)
@@ -183,6 +205,10 @@ def _study_view(result: StudyResult, excluded: pd.DataFrame, out: Path) -> dict:
         "questions_note": questions_note(result.questions.attrs.get("correction", DEFAULT_CORRECTION),
                                          result.questions.attrs.get("family")),
         "without_outcomes": result.questions.attrs.get("without_outcomes", 0),
+        "summary": result.summary,
+        "figures": [{"src": _link(p, out), "alt": p.stem} for p in result.figures],
+        "factorial": (_html_table(factorial_display(result.factorial), 4) if not result.factorial.empty else None),
+        "factorial_note": factorial_note(result.factorial) if not result.factorial.empty else "",
         "plots": [{"src": _link(p, out), "alt": curves.get(_curve_of(p), p.stem)}
                   for p in result.plots],
     }
