@@ -25,10 +25,13 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.studies import REFERENCE_LEVELS, Study
-from analysis.tables import judge_names, judge_note, metric_columns, metric_stats, seed_list, seed_means, write_table
+from analysis.tables import (invalid_note, judge_names, judge_note, metric_columns, metric_stats, seed_list, seed_means,
+                             write_table)
 
 LABELS = ("factor", "level", "reference")
-PAIRED_NOTE = "paired by seed: level − reference, mean ± 95% CI over seeds (n = paired seeds)"
+PAIRED_NOTE = ("paired by seed: level − reference, mean ± 95% t-interval over the seeds' differences (n = paired seeds, "
+               "df = n − 1; the seeds' spread only, descriptive: the verdicts, whose intervals also count each seed's "
+               "question noise, are in the verdict table)")
 FACTORIAL_NOTE = ("; pairs differ only in the row's factor (other factors equal, same seed), and each seed's "
                   "pairs are averaged over the other factors' combinations first")
 _MISSING = "<none>"  # stands in for an unrecorded factor level, so that such runs still pair with each other
@@ -62,6 +65,7 @@ def paired_effects(runs: pd.DataFrame, factors: tuple[str, ...],
                            | judges(runs[runs[factor] == level], runs[runs[factor] == ref]))
     effects = pd.DataFrame(records)
     effects.attrs["missing_reference"] = missing
+    effects.attrs["invalid"] = invalid_note(runs)
     return effects
 
 
@@ -100,7 +104,7 @@ def write_paired(runs: pd.DataFrame, study: Study, out_dir: Path) -> list[Path]:
 def paired_note(study: Study, effects: pd.DataFrame | None = None) -> str:
     note = PAIRED_NOTE + (FACTORIAL_NOTE if len(study.rows) > 1 else "")
     if effects is not None:
-        note += judge_note(effects)
+        note += judge_note(effects) + effects.attrs.get("invalid", "")
         missing = missing_reference_note(effects)
         note += f". {missing}" if missing else ""
     return note

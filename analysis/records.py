@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,13 +45,23 @@ EXCLUDED_COLUMNS = ["run", "sweep", "sweep_version", "wandb_group", "seed", *FAC
                     "test/accuracy"]
 
 
+# A table's metric key (tables.METRICS, in-domain or an extra set's): test/<metric> or test/<set>/<metric>.
+_TABLE_METRIC = re.compile(r"test/(?:[^/]+/)?(accuracy|perplexity|similarity|judge_score|completion_tokens)")
+
+
 def _run_row(run: str, sweep: tuple, seed, factors: dict, metrics: dict, group: str | None = None) -> dict:
-    """sweep: (name, version), both None outside a named sweep."""
+    """sweep: (name, version), both None outside a named sweep. Only finite numbers enter: a table metric that is
+    NaN, infinite, a string or null is left out (never averaged) and named in `invalid_metrics`, with a warning."""
     numeric = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
-               and k.split("/")[0] in ("test", "init", "train")}
+               and k.split("/")[0] in ("test", "init", "train") and math.isfinite(v)}
+    invalid = [f"{k} = {v!r}" for k, v in metrics.items() if _TABLE_METRIC.fullmatch(k) and k not in numeric]
     name, version = sweep
-    return {"run": run, "sweep": name, "sweep_version": version, "wandb_group": group, "seed": seed,
-            **{f: factors.get(f) for f in FACTORS}, **numeric}
+    row = {"run": run, "sweep": name, "sweep_version": version, "wandb_group": group, "seed": seed,
+           **{f: factors.get(f) for f in FACTORS}, **numeric}
+    if invalid:
+        log.warning("run %s: %s not a finite number, left out of the tables' means", run, "; ".join(invalid))
+        row["invalid_metrics"] = "; ".join(invalid)
+    return row
 
 
 def _versions(metrics: dict) -> dict:

@@ -77,13 +77,23 @@ def seed_list(seeds) -> str:
 
 
 def metric_stats(per_seed: pd.DataFrame) -> dict:
-    """<metric>_mean and <metric>_ci95 over the rows of `per_seed` (a row per seed, a column per metric)."""
+    """<metric>_mean, <metric>_ci95 and <metric>_n (the seeds averaged: a seed whose value is missing or was not a
+    finite number is not counted) over the rows of `per_seed` (a row per seed, a column per metric)."""
     record = {}
     for column, _, _ in metric_columns(per_seed.columns):
         values = per_seed[column]
         record[f"{column}_mean"] = values.mean() if values.notna().any() else float("nan")
         record[f"{column}_ci95"] = ci95(values)
+        record[f"{column}_n"] = int(values.notna().sum())
     return record
+
+
+def invalid_note(runs: pd.DataFrame) -> str:
+    """A note naming the runs whose table metrics were not finite numbers (records.py's invalid_metrics), or ""."""
+    if "invalid_metrics" not in runs or runs["invalid_metrics"].isna().all():
+        return ""
+    listed = "; ".join(f"{r} ({v})" for r, v in zip(runs["run"], runs["invalid_metrics"], strict=True) if isinstance(v, str))
+    return f"; not a finite number, left out of the means (a cell's n counts only the seeds averaged): {listed}"
 
 
 def judge_names(judges: pd.Series) -> str:
@@ -101,7 +111,7 @@ def judge_note(frame: pd.DataFrame) -> str:
 
 
 def arm_note(summary: pd.DataFrame) -> str:
-    return ARM_NOTE + judge_note(summary)
+    return ARM_NOTE + judge_note(summary) + summary.attrs.get("invalid", "")
 
 
 def summarize(runs: pd.DataFrame, rows: tuple[str, ...]) -> pd.DataFrame:
@@ -120,13 +130,17 @@ def summarize(runs: pd.DataFrame, rows: tuple[str, ...]) -> pd.DataFrame:
                 mine &= runs[factor].isna() if pd.isna(level) else runs[factor] == level
             record[JUDGE_COLUMN[0]] = judge_names(runs.loc[mine, JUDGE_COLUMN[0]])
         records.append(record | metric_stats(group))
-    return pd.DataFrame(records)
+    frame = pd.DataFrame(records)
+    frame.attrs["invalid"] = invalid_note(runs)
+    return frame
 
 
-def _cell(mean: float, ci: float, plus_minus: str) -> str:
+def _cell(mean: float, ci: float, plus_minus: str, n: float = float("nan"), row_n: float = float("nan")) -> str:
+    """`mean ± ci`, with `(n = k)` when fewer seeds than the row's were averaged (the others were not numbers)."""
     if np.isnan(mean):
         return "-"
-    return f"{mean:.2f}" if np.isnan(ci) else f"{mean:.2f} {plus_minus} {ci:.2f}"
+    text = f"{mean:.2f}" if np.isnan(ci) else f"{mean:.2f} {plus_minus} {ci:.2f}"
+    return text + (f" (n = {int(n)})" if not (pd.isna(n) or pd.isna(row_n)) and n < row_n else "")
 
 
 def display_frame(summary: pd.DataFrame, rows: tuple[str, ...], plus_minus: str, escape=lambda s: s,
@@ -141,7 +155,9 @@ def display_frame(summary: pd.DataFrame, rows: tuple[str, ...], plus_minus: str,
     for column, title, group in metrics:
         flat = title if group == IN_DOMAIN else f"{group}: {title}"
         shown[(group, escape(title)) if groups else ("", escape(flat))] = [
-            _cell(m, c, plus_minus) for m, c in zip(summary[f"{column}_mean"], summary[f"{column}_ci95"], strict=True)]
+            _cell(m, c, plus_minus, k, n) for m, c, k, n in zip(
+                summary[f"{column}_mean"], summary[f"{column}_ci95"],
+                summary.get(f"{column}_n", pd.Series(np.nan, index=summary.index)), summary["n"], strict=True)]
     if JUDGE_COLUMN[0] in summary:
         shown[("", escape(JUDGE_COLUMN[1]))] = summary[JUDGE_COLUMN[0]].map(lambda v: escape(str(v)))
     frame = pd.DataFrame(shown)
@@ -154,7 +170,8 @@ def latex_escape(text: str) -> str:
     return text.replace("\\", r"\textbackslash{}").replace("_", r"\_").replace("%", r"\%").replace("&", r"\&")
 
 
-ARM_NOTE = "mean ± 95% CI over seeds (n = seeds per row; runs that share a seed are averaged first)"
+ARM_NOTE = ("mean ± 95% t-interval over seeds (n = seeds per row, df = n − 1; runs that share a seed are averaged "
+            "first)")
 
 
 def write_table(summary: pd.DataFrame, rows: tuple[str, ...], title: str, out_stem: Path,
