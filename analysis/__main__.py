@@ -1,7 +1,7 @@
 """`python -m analysis --runs DIR [DIR...] --out OUT`, `python -m analysis --wandb ENTITY/PROJECT
 [--group SWEEP] --out OUT` or `python -m analysis --wandb-dir DIR [DIR...] --out OUT` (the W&B runs that wandb
-wrote offline under those run folders, as they will read once synced): the paper's tables (per arm, and paired by seed against each factor's
-reference level; Markdown, LaTeX, CSV), training-curve plots (mean over seeds, 95% band) and OUT/index.html,
+wrote offline under those run folders, as they will read once synced): three tables per study (per arm; paired by seed
+against each factor's reference level; question-level tests of each comparison; Markdown, LaTeX, CSV), training-curve plots (mean over seeds, 95% band) and OUT/index.html,
 one static page with all of them, the run list (failed, half-written and set-aside runs included, never
 averaged) and the environment. `--wandb-log offline|online` also logs the tables to a W&B "analysis" run
 per sweep (files under OUT/wandb/)."""
@@ -50,6 +50,18 @@ def only_seeds(records: Records, seeds: list[int]) -> Records:
     return Records(runs, history, excluded, records.wandb, records.outcomes)
 
 
+def nothing_filled(runs: pd.DataFrame) -> str:
+    """Why no study was filled, and what to run for a first table (a folder of single runs fills none)."""
+    if runs.empty:
+        return "no run finished"
+    sweeps = sorted(str(s) for s in runs["sweep"].dropna().unique()) if "sweep" in runs else []
+    found = f"found {len(runs)} finished run(s), " + (f"of sweep(s) {', '.join(sweeps)} with one level each"
+                                                      if sweeps else "none from a named sweep, no factor varied")
+    return (f"{found}. A study compares runs that differ in one factor, over seeds: for a first table in minutes run "
+            "`python -m medvqa_rl -m sweep=bias debug=smoke` (6 smoke runs: 2 levels x 3 seeds), then "
+            "`python -m analysis --runs multirun/bias-v1 --out tables` (the studies: docs/sweeps.md)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m analysis", description=__doc__)
     source = parser.add_mutually_exclusive_group(required=True)
@@ -88,8 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(records.runs)} finished runs, {len(records.excluded)} listed only (not finished or set aside) "
           f"-> {len(written)} files in {args.out}; open {args.out / 'index.html'}")
     if not results:
-        print("no study could be filled: " + ("no run finished" if records.runs.empty else
-                                             "the finished runs fill no study"))
+        print("no study could be filled: " + nothing_filled(records.runs))
     for path in written:
         if path.suffix == ".md":
             print(path.read_text())

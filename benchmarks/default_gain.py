@@ -61,8 +61,9 @@ def main() -> None:
     text = (f"Embedded default, `python -m medvqa_rl seed=S` ({' '.join(args.overrides) or 'no other overrides'}); "
             f"greedy accuracy and format rate on the 1,000 synthetic test questions, percent. {args.jobs} run(s) at once "
             f"with {args.threads} torch thread(s) each: wall_s is one run's wall time under that load, not a lone run's "
-            f"(a fresh build's first run includes the build unless it was cached in {args.cache}).\n\n"
-            f"{runs.to_markdown(index=False)}\n\n"
+            + ("(one build, the shipped checkpoints: no run includes a build).\n\n" if args.builds == ["shipped"] else
+               "(a fresh build's first run includes the build unless the --cache folder held it).\n\n")
+            + f"{runs.to_markdown(index=False)}\n\n"
             f"Gain per build (points):\n\n{summary.to_markdown()}\n")
     print(text)
     if args.out is not None:

@@ -44,6 +44,8 @@ from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
+import medvqa_rl  # noqa: F401  (its OmegaConf resolvers: the paper overlay's accumulation, medvqa_rl/batching.py)
+
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = str(ROOT / "conf")
 CI_SCRIPT = ROOT / ".ci" / "run"
