@@ -14,7 +14,8 @@ circle (pyproject.toml's import-linter contract; tests/test_import_layers.py run
 10. judges: the semantic-alignment judge back ends;
 11. data: loaders, validation, record caches, test sets;
 12. prompts: the chat prompt and reference completion of a record;
-13. helpers with no project imports: questions, decoding, distributed, factors, digests, batching.
+13. helpers with no project imports: questions, decoding, distributed, factors, digests, batching, reasoning_formats
+    (where the reasoning goes: the prompts' and the rewards' one layout).
 """
 
 from medvqa_rl import batching

@@ -26,6 +26,7 @@ from medvqa_rl.judges.selection import judge_backend
 from medvqa_rl.models.loading import ADAPTER_CONFIG, ATTENTION, DTYPES, adapter_base
 from medvqa_rl.tracking import wandb_key_error
 from medvqa_rl.training import NO_TRAINING, TRAINERS
+from medvqa_rl.reasoning_formats import FORMATS, reasoning_format
 from medvqa_rl.training.objectives import objective_problem
 
 
@@ -45,6 +46,7 @@ def check_config(cfg: DictConfig) -> None:
     _check_updates_survive(cfg)
     _check_prompt_budget(cfg)
     _check_length_rewards(cfg)
+    _check_reasoning(cfg)
     if judge_backend(cfg) != "none":
         _check_judge(cfg, cfg.judge, "judge")
     if cfg.eval.judge_score and cfg.eval.get("judge") is not None:
@@ -310,6 +312,21 @@ def _check_adapters(path: str | None, override: str | None) -> None:
     if _looks_local(base) and not Path(base).expanduser().is_dir():
         raise ConfigError(f"model_init.path={path!r} holds LoRA adapters for {base!r}, which does not exist here: "
                           "set model_init.adapter_base=<that checkpoint's folder or hub id>")
+
+
+def _check_reasoning(cfg: DictConfig) -> None:
+    """reasoning: a known format, and no reward that scores the reasoning in a format without one (none)."""
+    name = cfg.reasoning.name
+    if name not in FORMATS:
+        raise ConfigError(f"reasoning.name must be one of {tuple(FORMATS)}, got {name!r}")
+    if reasoning_format(name).has_reasoning:
+        return
+    for group in ("length_reward", "reward"):
+        for function, spec in cfg[group].functions.items():
+            if getattr(get_class(spec._target_), "needs_reasoning", False):
+                raise ConfigError(f"{group}={cfg[group].name} ({group}.functions.{function}) scores the reasoning, and "
+                                  f"reasoning={name} writes none: choose reasoning=think or after, or drop the term "
+                                  f"({'length_reward=none' if group == 'length_reward' else 'reward=accuracy'})")
 
 
 def _check_length_rewards(cfg: DictConfig) -> None:

@@ -4,7 +4,7 @@ analysis and the tests derive theirs from."""
 STUDIED_FACTORS = ("model_init", "reward", "length_reward", "bias")  # the four GRPO factors of the ablation
 # Every run records the chosen option of each as factor/<group> (metrics.json, W&B config and tags), plus
 # factor/judge: the back end of the run's judge (medvqa_rl/judges/selection.py).
-RECORDED_GROUPS = (*STUDIED_FACTORS, "family", "dataset", "method")
+RECORDED_GROUPS = (*STUDIED_FACTORS, "family", "dataset", "method", "reasoning")  # reasoning: where it goes (issue 38)
 # A studied value that is no group's option: GRPO's KL weight (method.beta), recorded as factor/beta, the rows of
 # the kl study (sweep=kl); "none" for the methods without GRPO's KL term.
 RECORDED_VALUES = ("beta",)

@@ -21,6 +21,7 @@ from medvqa_rl.evaluation.vllm_generation import VLLMEvaluator
 from medvqa_rl.bookkeeping.init_cache import init_eval_key, read_cached_init_eval, write_cached_init_eval
 from medvqa_rl.judges.selection import evaluation_judge, evaluation_judge_name
 from medvqa_rl.models.loading import load_init
+from medvqa_rl.reasoning_formats import reasoning_format
 from medvqa_rl.bookkeeping.provenance import PREFIX, init_identity, reuse_key, run_provenance
 from medvqa_rl.bookkeeping.run_record import (
     MODEL_DIR,
@@ -87,16 +88,19 @@ def _run(cfg: DictConfig, run_dir: str | Path, resume_from, provenance: dict | N
     main_process = state.is_main_process
     wandb_run = start_wandb(cfg, str(run_dir), wandb_run_id(run_dir, fingerprint, resume_from)) if main_process else None
     # The judge and the similarity model live on the main process, which scores the gathered evaluation.
-    judge = evaluation_judge(cfg, rewards) if main_process else None
+    # Neither in a format without reasoning (reasoning=none): nothing to judge or compare, so no such metric.
+    has_reasoning = reasoning_format(cfg.reasoning.name).has_reasoning
+    judge = evaluation_judge(cfg, rewards) if main_process and has_reasoning else None
     similarity = (ReasoningSimilarity(cfg.eval.similarity_model, cfg.eval.similarity_device)
-                  if main_process and cfg.eval.similarity_model else None)
+                  if main_process and cfg.eval.similarity_model and has_reasoning else None)
 
     def evaluate_set(policy, test_set: TestSet, engine) -> tuple[dict, list[dict]] | tuple[None, None]:
         """One test set's metrics and predictions (main process); every process takes a share."""
         return evaluate(policy, processor, test_set.records, batch_size=cfg.eval.batch_size,
                         max_new_tokens=cfg.eval.max_new_tokens, similarity=similarity,
                         judge=judge if judge_applies(judge, test_set) else None,
-                        progress=cfg.eval.progress and main_process, generation=cfg.eval.generation, engine=engine)
+                        progress=cfg.eval.progress and main_process, generation=cfg.eval.generation, engine=engine,
+                        reasoning=cfg.reasoning.name)
 
     # eval.backend=vllm: an engine on the init's weights, started only if the init evaluation is not reused
     init_engine = vllm_evaluator(cfg, checkpoint, cfg.model_init.get("revision"))
@@ -197,7 +201,7 @@ def vllm_evaluator(cfg: DictConfig, checkpoint: str, revision: str | None = None
     load = cfg.model_init
     return VLLMEvaluator(checkpoint, dtype=load.dtype, gpu_memory_utilization=cfg.eval.vllm_gpu_memory_utilization,
                          seed=cfg.seed, min_pixels=load.min_pixels, max_pixels=load.max_pixels,
-                         revision=revision)
+                         revision=revision, reasoning=cfg.reasoning.name)
 
 
 def rollout_engine(cfg: DictConfig) -> str:

@@ -29,7 +29,7 @@ def _compose_with_hydra(overrides: list[str]):
 
 
 def test_the_paper_studies_are_all_there():
-    assert SWEEPS == ["bias", "factorial", "init", "kl", "length", "methods", "objectives", "semantic"]
+    assert SWEEPS == ["bias", "factorial", "init", "kl", "length", "methods", "objectives", "reasoning", "semantic"]
 
 
 @pytest.mark.parametrize("name", SWEEPS)

@@ -48,6 +48,7 @@ def init_eval_key(cfg: DictConfig, provenance: dict, test_records, dataset: Dict
         "eval": evaluation,
         "judge": resolved(judge),
         "processes": provenance[PREFIX + "processes"],
+        "reasoning": cfg.reasoning.name,  # the prompt's format, and what every score reads as well-formed
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
 

@@ -40,7 +40,8 @@ COPY_PARTS = (*REUSE_PARTS, "code", "versions")
 PARTS = COPY_PARTS
 PREFIX = "provenance/"
 # The code that scores an evaluation: a change here must not be served old init metrics from the cache.
-SCORING_SOURCES = ("evaluation", "rewards", "judges", "prompts.py", "questions.py", "models/generation.py")
+SCORING_SOURCES = ("evaluation", "rewards", "judges", "prompts.py", "questions.py", "models/generation.py",
+                   "reasoning_formats.py")
 # Where a run's results go, how they are shown or whether its data comes from a cache, not what they are:
 # left out of the fingerprint.
 PRESENTATION_KEYS = ("wandb", "cache_dir", "sweep", "eval.progress", "dataset.cache", "save_model", "keep_checkpoints",

@@ -17,6 +17,7 @@ from medvqa_rl.data.sources import resolve_root
 from medvqa_rl.data.synthetic import is_synthetic, make_split
 from medvqa_rl.data.validation import BadRowsError
 from medvqa_rl.prompts import prompt_messages
+from medvqa_rl.reasoning_formats import DEFAULT
 
 # Columns that reach the reward functions as keyword arguments.
 REWARD_COLUMNS = ("id", "question", "answer_label", "answer_text", "options", "question_type", "rationale")
@@ -85,9 +86,10 @@ def findings_json(record: dict) -> str:
     return json.dumps(record["findings"]) if record.get("findings") else ""
 
 
-def to_trl_dataset(records: Sequence[dict]) -> Dataset:
-    """A conversational-prompt dataset with an ``image`` column, as TRL's GRPOTrainer expects."""
-    return with_images(records, [{"prompt": prompt_messages(r["question"], r["options"]), **reward_columns(r)}
+def to_trl_dataset(records: Sequence[dict], reasoning: str = DEFAULT) -> Dataset:
+    """A conversational-prompt dataset with an ``image`` column, as TRL's GRPOTrainer expects; the prompts ask for
+    the reasoning format (medvqa_rl/reasoning_formats.py)."""
+    return with_images(records, [{"prompt": prompt_messages(r["question"], r["options"], reasoning), **reward_columns(r)}
                                  for r in records])
 
 

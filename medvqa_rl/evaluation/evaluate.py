@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from medvqa_rl.questions import is_open
+from medvqa_rl.reasoning_formats import DEFAULT
 from medvqa_rl.data.splits import findings_json
 from medvqa_rl.distributed import gather_shards, process_state, shard_bounds
 from medvqa_rl.models.generation import generate_greedy, stop_token_ids
@@ -17,14 +18,15 @@ from medvqa_rl.rewards.semantic import judge_items, judged_scores
 
 def evaluate(model, processor, records: list[dict], *, batch_size: int, max_new_tokens: int, similarity=None,
              judge=None, progress: bool = False, generation=None,
-             engine=None) -> tuple[dict, list[dict]] | tuple[None, None]:
+             engine=None, reasoning: str = DEFAULT) -> tuple[dict, list[dict]] | tuple[None, None]:
     """Metrics and one prediction row per record, on the main process; (None, None) on the others.
 
     generation: the decoder's settings (eval.generation, GenerationConfig fields; default generation.GREEDY);
     nothing of the checkpoint's generation_config but its token ids is used (medvqa_rl/decoding.py).
     engine: None generates with `model.generate` (eval.backend=hf); a vllm_generation.VLLMEvaluator on the same
     weights generates with vLLM (eval.backend=vllm: same prompts, stop tokens and decoder). Everything else, the
-    perplexity included, uses `model`.
+    perplexity included, uses `model`. reasoning: the reasoning format (medvqa_rl/reasoning_formats.py) the prompts
+    ask for and every score reads; without reasoning (none) pass no similarity or judge.
 
     Keys: see summarize(); plus perplexity (of the gold answer after the model's own reasoning:
     perplexity.py). A prediction is `correct` when its letter is the label (closed question) or its answer
@@ -38,19 +40,20 @@ def evaluate(model, processor, records: list[dict], *, batch_size: int, max_new_
     start, stop = shard_bounds(len(records))
     share = records[start:stop]
     if engine is None:
-        generated = generate_greedy(model, processor, share, batch_size, max_new_tokens, progress, generation)
+        generated = generate_greedy(model, processor, share, batch_size, max_new_tokens, progress, generation,
+                                    reasoning)
     else:
         generated = engine.generate(processor, share, max_new_tokens, stop_token_ids(model, processor), generation,
                                     progress)
-    reasonings = [well_formed_reasoning(text) for text, _ in generated]
-    nll = target_nll(model, processor, answer_examples(processor, share, reasonings), batch_size)
+    reasonings = [well_formed_reasoning(text, reasoning) for text, _ in generated]
+    nll = target_nll(model, processor, answer_examples(processor, share, reasonings, reasoning), batch_size)
     shards = gather_shards([(generated, nll)])
     if not process_state().is_main_process:
         return None, None
     completions = [completion for part, _ in shards for completion in part]
     predictions = []
     for record, (text, n_tokens) in zip(records, completions, strict=True):
-        scored = (text, record["options"], record["answer_label"], record["answer_text"])
+        scored = (text, record["options"], record["answer_label"], record["answer_text"], reasoning)
         predictions.append({
             "id": record["id"],
             "question_type": record["question_type"],
@@ -59,11 +62,11 @@ def evaluate(model, processor, records: list[dict], *, batch_size: int, max_new_
             "answer_label": record["answer_label"],
             "answer_text": record["answer_text"],
             "completion": text,
-            "reasoning": well_formed_reasoning(text),  # None unless well-formed, as for every score
-            "parsed_answer": parsed_answer(text, record["options"]),
+            "reasoning": well_formed_reasoning(text, reasoning),  # None unless well-formed, as for every score
+            "parsed_answer": parsed_answer(text, record["options"], reasoning),
             "correct": is_correct(*scored),
             **({"f1": answer_f1(*scored)} if is_open(record) else {}),
-            "well_formed": is_well_formed(text),
+            "well_formed": is_well_formed(text, reasoning),
             "completion_tokens": n_tokens,
         })
     if similarity is not None:
@@ -73,7 +76,7 @@ def evaluate(model, processor, records: list[dict], *, batch_size: int, max_new_
             row["similarity"], row["similarity_reference"] = score, kind
     if judge is not None:
         requests, failures = judge.requests, judge.failures
-        for row, verdict in zip(predictions, judge_verdicts(judge, predictions, records), strict=True):
+        for row, verdict in zip(predictions, judge_verdicts(judge, predictions, records, reasoning), strict=True):
             row["judge_verdict"] = verdict
     metrics = summarize(predictions)
     if judge is not None:  # this evaluation's share of the judge's counts (a cached verdict costs no request)
@@ -90,12 +93,12 @@ def similarity_reference(record: dict) -> tuple[str, str]:
     return record["answer_text"], "answer_text"
 
 
-def judge_verdicts(judge, predictions: list[dict], records: list[dict]) -> list[float | None]:
+def judge_verdicts(judge, predictions: list[dict], records: list[dict], reasoning: str = DEFAULT) -> list[float | None]:
     """The judge's verdict on each prediction's reasoning; 0 where there is none (as in the reward); None where
     the judge failed (judge.on_failure=zero): a failure is not a "no"."""
     findings = [findings_json(r) for r in records]
     items = judge_items([p["completion"] for p in predictions], [r["question"] for r in records],
-                        [r["answer_text"] for r in records], findings)
+                        [r["answer_text"] for r in records], findings, reasoning)
     return judged_scores(judge, items, failed=None)
 
 

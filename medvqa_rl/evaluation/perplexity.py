@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from medvqa_rl.questions import gold_answer
 from medvqa_rl.models.supervised_stage import IGNORE_INDEX, SupervisedExample, TargetOnlyCollator
 from medvqa_rl.prompts import assistant_turn, chat_prompt, reference_completion, reference_response
+from medvqa_rl.reasoning_formats import DEFAULT, THINK, reasoning_format
 from medvqa_rl.rewards.token_spans import tokens_overlapping
 
 THINK_END = "</think>"
@@ -30,16 +31,30 @@ def reference_examples(processor, records: list[dict]) -> list[SupervisedExample
     ]
 
 
-def answer_examples(processor, records: list[dict], reasonings: list[str | None]) -> list[SupervisedExample]:
+def answer_examples(processor, records: list[dict], reasonings: list[str | None],
+                    reasoning: str = DEFAULT) -> list[SupervisedExample]:
     """(image, chat prompt + the model's own `<think>reasoning</think>`, the gold `<answer>...</answer>` closing
-    the turn). A completion that is not well-formed has no reasoning and contributes an empty think block."""
+    the turn). A completion that is not well-formed has no reasoning and contributes an empty think block.
+    In a format whose answer comes first (none, after) nothing of the model's precedes it: the target is the gold
+    answer block right after the prompt (none: and the end of turn; after: the block alone, as the explanation
+    follows it)."""
+    if reasoning_format(reasoning).blocks[0] != THINK:
+        return [_answer_first(processor, record, reasoning) for record in records]
     examples = []
-    for record, reasoning in zip(records, reasonings, strict=True):
-        turn = assistant_turn(processor, reference_completion(reasoning or "", gold_answer(record)))
+    for record, stated in zip(records, reasonings, strict=True):
+        turn = assistant_turn(processor, reference_completion(stated or "", gold_answer(record)))
         split = turn.index(THINK_END) + len(THINK_END)
         prompt = chat_prompt(processor, record["question"], record["options"], record["image"])
         examples.append(SupervisedExample(record["image"], prompt + turn[:split], turn[split:]))
     return examples
+
+
+def _answer_first(processor, record: dict, reasoning: str) -> SupervisedExample:
+    """The gold answer block as the first thing the model writes (reasoning none or after)."""
+    answer = reference_completion("", gold_answer(record), "none")
+    target = assistant_turn(processor, answer) if reasoning == "none" else answer
+    prompt = chat_prompt(processor, record["question"], record["options"], record["image"], reasoning)
+    return SupervisedExample(record["image"], prompt, target)
 
 
 def reference_perplexity(model, processor, records: list[dict], batch_size: int) -> float:
@@ -47,11 +62,13 @@ def reference_perplexity(model, processor, records: list[dict], batch_size: int)
     return perplexity(*target_nll(model, processor, reference_examples(processor, records), batch_size))
 
 
-def answer_perplexity(model, processor, records: list[dict], reasonings: list[str | None], batch_size: int) -> float:
+def answer_perplexity(model, processor, records: list[dict], reasonings: list[str | None], batch_size: int,
+                      reasoning: str = DEFAULT) -> float:
     """Perplexity of the gold answer block (and the end of turn) given the prompt and the model's own reasoning:
     how strongly the model's reasoning leads it to the right answer. Unlike the reference turn's perplexity it
     does not favour the method trained on that exact turn (SFT), and needs no reference rationale."""
-    return perplexity(*target_nll(model, processor, answer_examples(processor, records, reasonings), batch_size))
+    return perplexity(*target_nll(model, processor, answer_examples(processor, records, reasonings, reasoning),
+                                  batch_size))
 
 
 def perplexity(nll: float, tokens: int) -> float:

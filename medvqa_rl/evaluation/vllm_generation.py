@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from medvqa_rl.distributed import process_state
 from medvqa_rl.models.generation import GREEDY, _until_stop
 from medvqa_rl.prompts import chat_prompt
+from medvqa_rl.reasoning_formats import DEFAULT
 
 # transformers' global GenerationConfig defaults for the knobs vLLM has too: a knob eval.generation leaves out takes
 # these on the generate path (never the checkpoint's), so vLLM is given the same.
@@ -61,8 +62,10 @@ class VLLMEvaluator:
 
     def __init__(self, checkpoint: str, *, dtype: str = "float32", gpu_memory_utilization: float = 0.3,
                  seed: int = 0, min_pixels: int | None = None, max_pixels: int | None = None,
-                 revision: str | None = None, max_model_len: int | None = None, **engine: object):
+                 revision: str | None = None, max_model_len: int | None = None, reasoning: str = DEFAULT,
+                 **engine: object):
         self.checkpoint = checkpoint
+        self.reasoning = reasoning  # the prompts ask for this reasoning format, as the generate path's do
         self._settings = dict(dtype=dtype, gpu_memory_utilization=gpu_memory_utilization, seed=seed,
                               revision=revision, max_model_len=max_model_len, engine=engine)
         self._image_bounds = {k: v for k, v in (("min_pixels", min_pixels), ("max_pixels", max_pixels))
@@ -78,7 +81,8 @@ class VLLMEvaluator:
     def generate(self, processor, records: list[dict], max_new_tokens: int, stop_ids: list[int],
                  generation: Mapping | None = None, progress: bool = False) -> list[tuple[str, int]]:
         """[(text, n_tokens)] per record, as generation.generate_completions returns them (completions_from)."""
-        return vllm_completions(self.llm, processor, records, max_new_tokens, stop_ids, generation, progress)
+        return vllm_completions(self.llm, processor, records, max_new_tokens, stop_ids, generation, progress,
+                                self.reasoning)
 
     def close(self) -> None:
         """Frees the engine (and its GPU memory); a later generate() starts it again."""
@@ -115,28 +119,29 @@ def start_engine(checkpoint: str, image_bounds: dict, *, dtype: str, gpu_memory_
     return LLM(**kwargs | (engine or {}))
 
 
-def vllm_prompts(processor, records: list[dict]) -> list[dict]:
+def vllm_prompts(processor, records: list[dict], reasoning: str = DEFAULT) -> list[dict]:
     """vLLM's inputs: the prompt text exactly as the generate path renders it (prompts.chat_prompt) with the
     record's image; vLLM's processor expands the image placeholder as ours does."""
-    return [{"prompt": chat_prompt(processor, r["question"], r["options"], r["image"]),
+    return [{"prompt": chat_prompt(processor, r["question"], r["options"], r["image"], reasoning),
              "multi_modal_data": {"image": r["image"]}} for r in records]
 
 
 def vllm_completions(llm, processor, records: list[dict], max_new_tokens: int, stop_ids: list[int],
-                     generation: Mapping | None = None, progress: bool = False) -> list[tuple[str, int]]:
+                     generation: Mapping | None = None, progress: bool = False,
+                     reasoning: str = DEFAULT) -> list[tuple[str, int]]:
     """Completions of `records` from the engine `llm` (one request per record; vLLM batches them itself)."""
-    outputs = vllm_outputs(llm, processor, records, max_new_tokens, stop_ids, generation, progress)
+    outputs = vllm_outputs(llm, processor, records, max_new_tokens, stop_ids, generation, progress, reasoning)
     return completions_from(outputs, processor.tokenizer, stop_ids)
 
 
 def vllm_outputs(llm, processor, records: list[dict], max_new_tokens: int, stop_ids: list[int],
-                 generation: Mapping | None = None, progress: bool = False) -> list:
+                 generation: Mapping | None = None, progress: bool = False, reasoning: str = DEFAULT) -> list:
     """vLLM's RequestOutputs for `records`, in their order (prompt_token_ids, outputs[0].token_ids, ...)."""
     from vllm import SamplingParams
 
     params = SamplingParams(max_tokens=max_new_tokens, stop_token_ids=list(stop_ids), skip_special_tokens=True,
                             **sampling_settings(generation))
-    return llm.generate(vllm_prompts(processor, records), params, use_tqdm=progress)
+    return llm.generate(vllm_prompts(processor, records, reasoning), params, use_tqdm=progress)
 
 
 def completions_from(outputs, tokenizer, stop_ids: list[int]) -> list[tuple[str, int]]:

@@ -8,6 +8,7 @@ from tqdm.auto import tqdm
 
 from medvqa_rl.decoding import decoding_with, own_generation_config
 from medvqa_rl.prompts import assistant_turn, prompt_conversation
+from medvqa_rl.reasoning_formats import DEFAULT
 
 # The evaluation's decoder when no eval.generation is given (conf/config.yaml states the same): greedy, no
 # penalty. Every knob not named takes transformers' global default, never the checkpoint's.
@@ -15,11 +16,13 @@ GREEDY = {"do_sample": False, "num_beams": 1, "repetition_penalty": 1.0, "no_rep
 
 
 def generate_greedy(model, processor, records: list[dict], batch_size: int, max_new_tokens: int,
-                    progress: bool = False, generation: dict | None = None) -> list[tuple[str, int]]:
+                    progress: bool = False, generation: dict | None = None,
+                    reasoning: str = DEFAULT) -> list[tuple[str, int]]:
     """Completions for ``records`` decoded with ``generation`` (eval.generation: GenerationConfig fields;
-    default GREEDY), batch by batch with left padding: [(text, n_tokens)]."""
+    default GREEDY), batch by batch with left padding, prompted for the reasoning format: [(text, n_tokens)]."""
     decoding = dict(GREEDY if generation is None else generation)
-    return generate_completions(model, processor, records, batch_size, max_new_tokens, progress, **decoding)
+    return generate_completions(model, processor, records, batch_size, max_new_tokens, progress, reasoning=reasoning,
+                                **decoding)
 
 
 def generate_sampled(model, processor, records: list[dict], batch_size: int, max_new_tokens: int, samples: int,
@@ -31,7 +34,7 @@ def generate_sampled(model, processor, records: list[dict], batch_size: int, max
 
 
 def generate_completions(model, processor, records: list[dict], batch_size: int, max_new_tokens: int,
-                         progress: bool = False, **decoding) -> list[tuple[str, int]]:
+                         progress: bool = False, reasoning: str = DEFAULT, **decoding) -> list[tuple[str, int]]:
     """Completions for ``records`` decoded with ``decoding`` (GenerationConfig fields) and nothing else from the
     checkpoint but its token ids, batch by batch with left padding: [(text, n_tokens)]."""
     tokenizer = processor.tokenizer
@@ -42,7 +45,7 @@ def generate_completions(model, processor, records: list[dict], batch_size: int,
     model.eval()
     for start in tqdm(range(0, len(records), batch_size), desc="generate", unit="batch", disable=not progress):
         batch = records[start : start + batch_size]
-        conversations = [prompt_conversation(r["question"], r["options"], r["image"]) for r in batch]
+        conversations = [prompt_conversation(r["question"], r["options"], r["image"], reasoning) for r in batch]
         inputs = processor.apply_chat_template(
             conversations,
             tokenize=True,

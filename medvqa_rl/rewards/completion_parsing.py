@@ -11,6 +11,10 @@ through it, so one rule decides what counts (docs/metrics.md#format).
 `answer_content` and `reasoning_text` read one block wherever it stands, for code that builds or probes
 single blocks (DPO's rejected turns, the tiny-model probes); scores never use them on their own.
 
+The layout is the reasoning format's (medvqa_rl/reasoning_formats.py; `reasoning`, default the paper's `think`):
+`none` is one non-blank `<answer>` block alone (no reasoning; a `<think>` tag anywhere fails), `after` the
+`<answer>` block then a non-blank `<think>` block that explains it. The same rules hold in every format.
+
 All functions are pure and operate on plain strings (characters, not tokens), so reward classes built on them
 stay trivially picklable. None of them raises on any string.
 """
@@ -21,18 +25,20 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from medvqa_rl.reasoning_formats import ANSWER, DEFAULT, THINK, reasoning_format
+
 _TAG = re.compile(r"</?(?:think|answer)>")
-_LAYOUT = ["<think>", "</think>", "<answer>", "</answer>"]
 
 
 @dataclass(frozen=True)
 class WellFormed:
     """The two parts of a well-formed completion, stripped, and where they stand in its text: (start, end)
-    character offsets, end exclusive, so text[start:end] == reasoning (answer)."""
+    character offsets, end exclusive, so text[start:end] == reasoning (answer). A format without reasoning
+    (none): reasoning and its span None."""
 
-    reasoning: str
+    reasoning: str | None
     answer: str
-    reasoning_span: tuple[int, int]
+    reasoning_span: tuple[int, int] | None
     answer_span: tuple[int, int]
 
 
@@ -64,36 +70,41 @@ def completion_text(completion: Any) -> str:
     return "".join(texts)
 
 
-def well_formed(text: str) -> WellFormed | None:
-    """The reasoning and answer of a well-formed completion (module docstring), or None.
+def well_formed(text: str, reasoning: str = DEFAULT) -> WellFormed | None:
+    """The reasoning and answer of a completion well-formed in the reasoning format (module docstring), or None.
 
     Tags are found by one scan, not by a regex over the contents, so a 10,000-character completion costs
     one linear pass and nested, repeated, unclosed or reordered tags all fail the same check.
     """
     if not isinstance(text, str):
         return None
+    fmt = reasoning_format(reasoning)
     tags = list(_TAG.finditer(text))
-    if [tag.group() for tag in tags] != _LAYOUT:
+    if [tag.group() for tag in tags] != fmt.layout:
         return None
-    think, think_end, answer, answer_end = tags
-    outside = (text[: think.start()], text[think_end.end() : answer.start()], text[answer_end.end() :])
-    if any(gap.strip() for gap in outside):
+    opened, closed = tags[::2], tags[1::2]
+    # Before the first block, between blocks, after the last: whitespace only.
+    outside = zip([0, *(tag.end() for tag in closed)], [*(tag.start() for tag in opened), len(text)])
+    if any(text[start:end].strip() for start, end in outside):
         return None
-    reasoning = _stripped_span(text, think.end(), think_end.start())
-    answer_span = _stripped_span(text, answer.end(), answer_end.start())
-    if reasoning is None or answer_span is None:
+    spans = {block: _stripped_span(text, start.end(), end.start())
+             for block, start, end in zip(fmt.blocks, opened, closed)}
+    if None in spans.values():
         return None
-    return WellFormed(text[slice(*reasoning)], text[slice(*answer_span)], reasoning, answer_span)
+    reasoning_span = spans.get(THINK)
+    return WellFormed(None if reasoning_span is None else text[slice(*reasoning_span)],
+                      text[slice(*spans[ANSWER])], reasoning_span, spans[ANSWER])
 
 
-def is_well_formed(text: str) -> bool:
-    """True iff the completion is well-formed (module docstring)."""
-    return well_formed(text) is not None
+def is_well_formed(text: str, reasoning: str = DEFAULT) -> bool:
+    """True iff the completion is well-formed in the reasoning format (module docstring)."""
+    return well_formed(text, reasoning) is not None
 
 
-def well_formed_reasoning(text: str) -> str | None:
-    """The stripped reasoning of a well-formed completion; None for any other completion."""
-    parts = well_formed(text)
+def well_formed_reasoning(text: str, reasoning: str = DEFAULT) -> str | None:
+    """The stripped reasoning of a well-formed completion; None for any other completion, and always in a format
+    without reasoning (none)."""
+    parts = well_formed(text, reasoning)
     return None if parts is None else parts.reasoning
 
 

@@ -10,24 +10,26 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from medvqa_rl.reasoning_formats import DEFAULT
 from medvqa_rl.rewards.completion_parsing import completion_text, well_formed
 from medvqa_rl.rewards.open_answer import exact_match, token_f1
 from medvqa_rl.rewards.option_letter import letter_of
 
 
-def parsed_answer(text: str, options: list[str]) -> str | None:
+def parsed_answer(text: str, options: list[str], reasoning: str = DEFAULT) -> str | None:
     """The option letter a closed completion commits to, or an open completion's answer text; None if neither,
-    and None for any completion that is not well-formed."""
-    parts = well_formed(text)
+    and None for any completion that is not well-formed in the reasoning format."""
+    parts = well_formed(text, reasoning)
     if parts is None:
         return None
     return letter_of(parts.answer, options) if options else parts.answer
 
 
-def is_correct(text: str, options: list[str], answer_label: str, answer_text: str | None) -> bool:
+def is_correct(text: str, options: list[str], answer_label: str, answer_text: str | None,
+               reasoning: str = DEFAULT) -> bool:
     """Closed: the committed letter is the label. Open: the answer equals answer_text after SQuAD normalisation."""
     reference = None if options else _reference(answer_text)  # a missing column fails whatever the completion
-    parsed = parsed_answer(text, options)
+    parsed = parsed_answer(text, options, reasoning)
     if parsed is None:
         return False
     if options:
@@ -35,13 +37,14 @@ def is_correct(text: str, options: list[str], answer_label: str, answer_text: st
     return exact_match(parsed, reference)
 
 
-def answer_f1(text: str, options: list[str], answer_label: str, answer_text: str | None) -> float:
+def answer_f1(text: str, options: list[str], answer_label: str, answer_text: str | None,
+              reasoning: str = DEFAULT) -> float:
     """Open: token F1 (0-1) of the answer text against answer_text, 0 without an answer. Closed: 1.0 or 0.0 as
     is_correct (a letter has no partial credit), so one function scores a mixed set."""
     if options:
-        return float(is_correct(text, options, answer_label, answer_text))
+        return float(is_correct(text, options, answer_label, answer_text, reasoning))
     reference = _reference(answer_text)
-    parsed = parsed_answer(text, options)
+    parsed = parsed_answer(text, options, reasoning)
     return 0.0 if parsed is None else token_f1(parsed, reference)
 
 
@@ -52,20 +55,24 @@ def _reference(answer_text: str | None) -> str:
 
 
 def score_completions(score, completions: list, answer_label: list[str], options: list[list[str]],
-                      answer_text: list[str] | None) -> list[float]:
-    """`score(text, options, answer_label, answer_text)` per TRL completion, as floats. answer_text may be
-    None (a caller without that column) when every question is closed."""
+                      answer_text: list[str] | None, reasoning: str = DEFAULT) -> list[float]:
+    """`score(text, options, answer_label, answer_text, reasoning)` per TRL completion, as floats. answer_text may
+    be None (a caller without that column) when every question is closed."""
     references = answer_text or [None] * len(completions)
-    return [float(score(completion_text(c), opts, label, reference))
+    return [float(score(completion_text(c), opts, label, reference, reasoning))
             for c, label, opts, reference in zip(completions, answer_label, options, references, strict=True)]
 
 
 class AnswerReward:
     """Base of the TRL rewards that score each completion's answer with `score(text, options, answer_label,
-    answer_text)` (a staticmethod of the subclass). Stateless, so it pickles; subclasses set `__name__`."""
+    answer_text, reasoning)` (a staticmethod of the subclass), in the reasoning format (the `reasoning` group's
+    option). Holds only that name, so it pickles; subclasses set `__name__`."""
 
-    score: Callable[[str, list[str], str, str | None], float | bool]
+    score: Callable[[str, list[str], str, str | None, str], float | bool]
+
+    def __init__(self, reasoning: str = DEFAULT) -> None:
+        self.reasoning = reasoning
 
     def __call__(self, completions: list[Any], answer_label: list[str], options: list[list[str]],
                  answer_text: list[str] | None = None, **kwargs: Any) -> list[float]:
-        return score_completions(self.score, completions, answer_label, options, answer_text)
+        return score_completions(self.score, completions, answer_label, options, answer_text, self.reasoning)

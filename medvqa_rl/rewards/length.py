@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from medvqa_rl.reasoning_formats import DEFAULT, reasoning_format
 from medvqa_rl.rewards.completion_parsing import completion_text, well_formed
 from medvqa_rl.rewards.correctness import is_correct, parsed_answer, score_completions
 from medvqa_rl.rewards.token_spans import tokens_overlapping
@@ -50,14 +51,20 @@ def target_tokens(target_length: int | None, target_fraction: float | None, comp
 
 
 class _ReasoningLengthReward:
+    needs_reasoning = True  # config checks refuse it with a format without reasoning (reasoning=none)
+
     def __init__(self, tokenizer, target_length: int | None = None, *, target_fraction: float | None = None,
-                 completion_budget: int | None = None) -> None:
+                 completion_budget: int | None = None, reasoning: str = DEFAULT) -> None:
+        if not reasoning_format(reasoning).has_reasoning:  # config checks refuse it first, naming the keys
+            raise ValueError(f"a length reward measures the reasoning; reasoning={reasoning} has none")
         self.tokenizer = tokenizer
         self.target_length = target_tokens(target_length, target_fraction, completion_budget)
+        self.reasoning = reasoning
 
     def reasoning_tokens(self, text: str) -> int:
-        """L: tokens of the whole completion's tokenization inside its reasoning; 0 unless well-formed."""
-        parts = well_formed(text)
+        """L: tokens of the whole completion's tokenization inside its reasoning; 0 unless well-formed in the
+        reasoning format (after: the explanation that follows the answer)."""
+        parts = well_formed(text, self.reasoning)
         return 0 if parts is None else tokens_overlapping(self.tokenizer, text, *parts.reasoning_span)
 
     def _scaled(self, text: str) -> float:
@@ -71,13 +78,14 @@ class ExtendedChainReward(_ReasoningLengthReward):
     __name__ = "ecr"
 
     def __init__(self, tokenizer, target_length: int | None = None, *, target_fraction: float | None = None,
-                 completion_budget: int | None = None, require_answer: bool = True) -> None:
-        super().__init__(tokenizer, target_length, target_fraction=target_fraction, completion_budget=completion_budget)
+                 completion_budget: int | None = None, require_answer: bool = True, reasoning: str = DEFAULT) -> None:
+        super().__init__(tokenizer, target_length, target_fraction=target_fraction, completion_budget=completion_budget,
+                         reasoning=reasoning)
         self.require_answer = require_answer
 
     def __call__(self, completions: list[Any], options: list[list[str]], **kwargs: Any) -> list[float]:
         texts = [completion_text(c) for c in completions]
-        return [self._scaled(t) if not self.require_answer or parsed_answer(t, opts) else 0.0
+        return [self._scaled(t) if not self.require_answer or parsed_answer(t, opts, self.reasoning) else 0.0
                 for t, opts in zip(texts, options, strict=True)]
 
 
@@ -88,7 +96,7 @@ class CorrectnessWeightedLengthReward(_ReasoningLengthReward):
 
     def __call__(self, completions: list[Any], answer_label: list[str], options: list[list[str]],
                  answer_text: list[str] | None = None, **kwargs: Any) -> list[float]:
-        def score(text, opts, label, reference):
-            return self._scaled(text) if is_correct(text, opts, label, reference) else 0.0
+        def score(text, opts, label, reference, reasoning):
+            return self._scaled(text) if is_correct(text, opts, label, reference, reasoning) else 0.0
 
-        return score_completions(score, completions, answer_label, options, answer_text)
+        return score_completions(score, completions, answer_label, options, answer_text, self.reasoning)

@@ -5,18 +5,19 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from medvqa_rl.judges.base import Judge, JudgeItem
+from medvqa_rl.reasoning_formats import DEFAULT
 from medvqa_rl.rewards.completion_parsing import completion_text, well_formed_reasoning
 
 
 def judge_items(completions: list[Any], question: list[str], answer_text: list[str],
-                findings: list[str] | None = None) -> list[JudgeItem | None]:
+                findings: list[str] | None = None, reasoning: str = DEFAULT) -> list[JudgeItem | None]:
     """One judge request per completion; None where there is no reasoning to judge: only a well-formed
     completion has one (completion_parsing.well_formed), as for every other score."""
     findings = findings or [""] * len(completions)
     items = []
     for completion, q, reference, truth in zip(completions, question, answer_text, findings, strict=True):
-        reasoning = well_formed_reasoning(completion_text(completion))
-        items.append(JudgeItem(q, reference, reasoning, truth) if reasoning else None)
+        stated = well_formed_reasoning(completion_text(completion), reasoning)
+        items.append(JudgeItem(q, reference, stated, truth) if stated else None)
     return items
 
 
@@ -37,14 +38,16 @@ class SemanticAlignmentReward:
     """
 
     __name__ = "semantic"
+    needs_reasoning = True  # config checks refuse it with a format without reasoning (reasoning=none)
 
-    def __init__(self, judge: Judge) -> None:
+    def __init__(self, judge: Judge, reasoning: str = DEFAULT) -> None:
         self.judge = judge
+        self.reasoning = reasoning  # the format's reasoning block is judged (config checks refuse reasoning=none)
 
     def __call__(self, completions: list[Any], question: list[str], answer_text: list[str],
                  findings: list[str] | None = None, log_metric: Callable[[str, float], None] | None = None,
                  **kwargs: Any) -> list[float]:
-        items = judge_items(completions, question, answer_text, findings)
+        items = judge_items(completions, question, answer_text, findings, self.reasoning)
         failures, requests = self.judge.failures, self.judge.requests
         rewards = judged_scores(self.judge, items)
         if log_metric is not None:

@@ -17,17 +17,19 @@ from trl import DPOConfig, DPOTrainer
 from medvqa_rl.training.preferences import rejected_completions
 from medvqa_rl.data.splits import with_images
 from medvqa_rl.prompts import prompt_messages, reference_response
+from medvqa_rl.reasoning_formats import DEFAULT
 from medvqa_rl.training.common import common_args, lora_config
 
 
-def to_dpo_dataset(records: Sequence[dict], seed: int) -> Dataset:
+def to_dpo_dataset(records: Sequence[dict], seed: int, reasoning: str = DEFAULT) -> Dataset:
+    """Prompt, chosen and rejected turns in the reasoning format (medvqa_rl/reasoning_formats.py)."""
     return with_images(records, [
         {
-            "prompt": prompt_messages(r["question"], r["options"]),
-            "chosen": [{"role": "assistant", "content": reference_response(r)}],
+            "prompt": prompt_messages(r["question"], r["options"], reasoning),
+            "chosen": [{"role": "assistant", "content": reference_response(r, reasoning)}],
             "rejected": [{"role": "assistant", "content": rejected}],
         }
-        for r, rejected in zip(records, rejected_completions(records, seed), strict=True)
+        for r, rejected in zip(records, rejected_completions(records, seed, reasoning), strict=True)
     ])
 
 
@@ -36,5 +38,5 @@ def build_dpo_trainer(cfg: DictConfig, model, processor, train_records: Sequence
     args = DPOConfig(**common_args(cfg, output_dir, report_to), beta=cfg.method.beta, loss_type=["sigmoid"],
                      max_length=None)
     # ref_model=None: TRL uses a frozen copy of the init (or the adapter-free base under LoRA).
-    return DPOTrainer(model=model, args=args, train_dataset=to_dpo_dataset(train_records, cfg.seed),
+    return DPOTrainer(model=model, args=args, train_dataset=to_dpo_dataset(train_records, cfg.seed, cfg.reasoning.name),
                       processing_class=processor, peft_config=lora_config(cfg.method))

@@ -71,7 +71,7 @@ def build_grpo_trainer(cfg: DictConfig, model, processor, rewards: list, train_r
         model=model,
         reward_funcs=rewards,
         args=grpo_config(cfg, output_dir, report_to),
-        train_dataset=to_trl_dataset(train_records),
+        train_dataset=to_trl_dataset(train_records, cfg.reasoning.name),
         processing_class=processor,
         peft_config=lora_config(cfg.method),
         callbacks=[OwnDecodingCallback()],

@@ -14,6 +14,7 @@ from collections import defaultdict
 
 from medvqa_rl.questions import is_open
 from medvqa_rl.prompts import LETTERS, reference_completion
+from medvqa_rl.reasoning_formats import DEFAULT
 from medvqa_rl.rewards.open_answer import normalise_answer
 
 
@@ -63,7 +64,7 @@ def _distinct(texts: list[str]) -> tuple[list[str], list[str]]:
     return keys, [first[key] for key in keys]
 
 
-def rejected_completion(record: dict, seed: int, pool: AnswerPool | None = None) -> str:
+def rejected_completion(record: dict, seed: int, pool: AnswerPool | None = None, reasoning: str = DEFAULT) -> str:
     """The reference rationale with the gold answer's text (its last mention) replaced by the wrong answer's
     text, then the wrong answer: a letter, or for an open record the wrong text itself, drawn from `pool`
     (the split's answers). So chosen and rejected differ exactly in the finding and the answer; a rationale
@@ -79,10 +80,10 @@ def rejected_completion(record: dict, seed: int, pool: AnswerPool | None = None)
     at = rationale.lower().rfind(gold_text.lower())
     if at >= 0:
         rationale = rationale[:at] + wrong_text + rationale[at + len(gold_text):]
-    return reference_completion(rationale, wrong_answer)
+    return reference_completion(rationale, wrong_answer, reasoning)  # in the chosen turn's format
 
 
-def rejected_completions(records: list[dict], seed: int) -> list[str]:
+def rejected_completions(records: list[dict], seed: int, reasoning: str = DEFAULT) -> list[str]:
     """rejected_completion of every record of a split (open records draw from this split's answers)."""
     pool = AnswerPool(records) if any(is_open(r) for r in records) else None
-    return [rejected_completion(record, seed, pool) for record in records]
+    return [rejected_completion(record, seed, pool, reasoning) for record in records]

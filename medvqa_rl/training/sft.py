@@ -15,14 +15,16 @@ from trl import SFTConfig, SFTTrainer
 
 from medvqa_rl.data.splits import with_images
 from medvqa_rl.prompts import prompt_messages, reference_response
+from medvqa_rl.reasoning_formats import DEFAULT
 from medvqa_rl.training.common import common_args, lora_config
 
 
-def to_sft_dataset(records: Sequence[dict]) -> Dataset:
+def to_sft_dataset(records: Sequence[dict], reasoning: str = DEFAULT) -> Dataset:
+    """Prompt and reference completion in the reasoning format (medvqa_rl/reasoning_formats.py)."""
     return with_images(records, [
         {
-            "prompt": prompt_messages(r["question"], r["options"]),
-            "completion": [{"role": "assistant", "content": reference_response(r)}],
+            "prompt": prompt_messages(r["question"], r["options"], reasoning),
+            "completion": [{"role": "assistant", "content": reference_response(r, reasoning)}],
         }
         for r in records
     ])
@@ -31,5 +33,6 @@ def to_sft_dataset(records: Sequence[dict]) -> Dataset:
 def build_sft_trainer(cfg: DictConfig, model, processor, train_records: Sequence[dict], output_dir: str,
                       report_to: str) -> SFTTrainer:
     args = SFTConfig(**common_args(cfg, output_dir, report_to), completion_only_loss=True, max_length=None)
-    return SFTTrainer(model=model, args=args, train_dataset=to_sft_dataset(train_records), processing_class=processor,
+    return SFTTrainer(model=model, args=args, train_dataset=to_sft_dataset(train_records, cfg.reasoning.name),
+                      processing_class=processor,
                       peft_config=lora_config(cfg.method))
