@@ -11,12 +11,12 @@ from omegaconf import DictConfig
 from medvqa_rl.config_checks import ConfigError
 from medvqa_rl.data.validation import BadRowsError
 from medvqa_rl.models.shipped_tiny import ShippedCheckpointError
-from medvqa_rl.reuse.resumable import resumable_run
+from medvqa_rl.reuse.resumable import RunDirBusy, resumable_run
 from medvqa_rl.run import run
 
-# Errors in what the user gave (a config value, a dataset's rows, a damaged install): their message says
+# Errors in what the user gave (a config value, a dataset's rows, a damaged install, a run dir in use): their message says
 # what to fix, so a single run prints it alone; HYDRA_FULL_ERROR=1 shows the traceback as well.
-USER_ERRORS = (ConfigError, BadRowsError, ShippedCheckpointError)
+USER_ERRORS = (ConfigError, BadRowsError, ShippedCheckpointError, RunDirBusy)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")

@@ -41,6 +41,7 @@ def check_config(cfg: DictConfig) -> None:
     """Raises ConfigError naming the first offending key."""
     _check_dataset(cfg.dataset, "dataset")
     _check_test_sets(cfg)
+    _check_eval_sizes(cfg)
     _check_method(cfg)
     _check_model_init(cfg)
     _check_updates_survive(cfg)
@@ -101,6 +102,13 @@ def _check_wandb(cfg: DictConfig) -> None:
         raise ConfigError(error)
 
 
+def _check_eval_sizes(cfg: DictConfig) -> None:
+    """Sizes the evaluation needs positive, before anything loads (they would fail after training)."""
+    for key in ("batch_size", "max_new_tokens"):
+        if not isinstance(cfg.eval[key], int) or cfg.eval[key] < 1:
+            raise ConfigError(f"eval.{key} must be a positive integer, got {cfg.eval[key]!r}")
+
+
 def _check_method(cfg: DictConfig) -> None:
     method = cfg.method
     if method.trainer == NO_TRAINING:  # the evaluation-only run: no budget, nothing to train
@@ -113,8 +121,14 @@ def _check_method(cfg: DictConfig) -> None:
     if examples is not None and examples <= 0:
         raise ConfigError(f"budget.examples must be a positive number of training examples or null, got {examples}")
     _check_accumulation(method)
+    if method.get("save_steps") is not None and method.save_steps < 1:
+        raise ConfigError(f"method.save_steps must be a positive number of steps or null (no checkpoints), "
+                          f"got {method.save_steps}")
     if method.trainer != "grpo":
         return
+    if method.temperature <= 0:
+        raise ConfigError(f"method.temperature must be positive (GRPO samples its group of completions), "
+                          f"got {method.temperature}")
     unknown = sorted(set(method.get("objective", {})) - GRPO_CONFIG_FIELDS)
     if unknown:
         raise ConfigError(f"method.objective.{unknown[0]} is not a field of TRL's GRPOConfig")

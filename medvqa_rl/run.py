@@ -11,7 +11,8 @@ from pathlib import Path
 from omegaconf import DictConfig
 from transformers import set_seed
 
-from medvqa_rl.bookkeeping.checkpoints import checkpoint_step, mark_trainer_dir, remove_checkpoints, trainer_dir
+from medvqa_rl.bookkeeping.checkpoints import (ChecksumManifest, checkpoint_step, mark_trainer_dir,
+                                              remove_checkpoints, trainer_dir)
 from medvqa_rl.config_checks import check_config
 from medvqa_rl.data.synthetic import is_synthetic
 from medvqa_rl.data.test_sets import TestSet, load_run_data
@@ -100,7 +101,7 @@ def _run(cfg: DictConfig, run_dir: str | Path, resume_from, provenance: dict | N
                         max_new_tokens=cfg.eval.max_new_tokens, similarity=similarity,
                         judge=judge if judge_applies(judge, test_set) else None,
                         progress=cfg.eval.progress and main_process, generation=cfg.eval.generation, engine=engine,
-                        reasoning=cfg.reasoning.name)
+                        reasoning=cfg.reasoning.name, **sampled_settings(cfg))
 
     # eval.backend=vllm: an engine on the init's weights, started only if the init evaluation is not reused
     init_engine = vllm_evaluator(cfg, checkpoint, cfg.model_init.get("revision"))
@@ -126,6 +127,7 @@ def _run(cfg: DictConfig, run_dir: str | Path, resume_from, provenance: dict | N
             log.info("%s; %d steps", batch_description(cfg.method), trainer.args.max_steps)
         state.wait_for_everyone()
         trainer.add_callback(preemption)
+        trainer.add_callback(ChecksumManifest())  # flushes each checkpoint and writes its checksums
         if resume_from:
             restore_checkpoint_weights(trainer, str(resume_from))
         judged_before = judge_counts(rewards)
@@ -176,6 +178,7 @@ def _run(cfg: DictConfig, run_dir: str | Path, resume_from, provenance: dict | N
     # The evaluation's decoder, as stated by our config (no checkpoint's generation_config applies).
     record |= {f"eval/generation/{key}": value for key, value in cfg.eval.generation.items()}
     record["eval/max_new_tokens"] = cfg.eval.max_new_tokens
+    record |= sampled_record(cfg)  # eval/samples and the sampled evaluation's own decoder (eval/sampling/<key>)
     record["eval/backend"] = cfg.eval.backend  # which engine generated the evaluation's completions
     record["train/rollout_engine"] = rollout_engine(cfg)
     if judge is not None:
@@ -202,6 +205,21 @@ def vllm_evaluator(cfg: DictConfig, checkpoint: str, revision: str | None = None
     return VLLMEvaluator(checkpoint, dtype=load.dtype, gpu_memory_utilization=cfg.eval.vllm_gpu_memory_utilization,
                          seed=cfg.seed, min_pixels=load.min_pixels, max_pixels=load.max_pixels,
                          revision=revision, reasoning=cfg.reasoning.name)
+
+
+def sampled_settings(cfg: DictConfig) -> dict:
+    """evaluate()'s sampled-evaluation arguments from eval.samples, eval.sampling and eval.pass_k (off: samples None)."""
+    samples = cfg.eval.get("samples")
+    if not samples:
+        return {"samples": None}
+    pass_k = cfg.eval.get("pass_k")
+    return {"samples": samples, "sampling": dict(cfg.eval.sampling), "pass_k": list(pass_k) if pass_k else None}
+
+
+def sampled_record(cfg: DictConfig) -> dict:
+    """eval/samples (0: off) and, when on, eval/sampling/<key> for the record (the decoder the samples came from)."""
+    samples = cfg.eval.get("samples") or 0
+    return {"eval/samples": samples} | ({f"eval/sampling/{k}": v for k, v in cfg.eval.sampling.items()} if samples else {})
 
 
 def rollout_engine(cfg: DictConfig) -> str:

@@ -33,6 +33,7 @@ def _fake_checkpoint(run_dir: Path, step: int) -> Path:
     save_file({"w": torch.ones(4, 4)}, path / "model.safetensors")
     torch.save({"state": {0: torch.zeros(8)}}, path / "optimizer.pt")
     (path / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+    checkpoints.write_manifest(path)  # what run()'s ChecksumManifest callback writes after each save
     return path
 
 

@@ -44,6 +44,7 @@ def test_a_run_resumed_from_its_final_checkpoint_trains_nothing_and_ends_as_the_
     shutil.copy(tmp_path / "unbroken" / TRAINER_DIR / OWNER_FILE, killed / TRAINER_DIR)
     for name in ("init_metrics.json", "init_predictions.jsonl"):
         shutil.copy(tmp_path / "unbroken" / name, killed)
+    assert (killed / TRAINER_DIR / "checkpoint-2" / "checksums.json").is_file()  # 11: the run's checkpoints carry one
     resumed = resumable_run(run, cfg, killed)
     assert resumed["train/resumed_from_step"] == 2
     assert resumed["train/steps"] == unbroken["train/steps"] == 2
@@ -175,3 +176,225 @@ def test_sigterm_during_the_final_evaluation_is_a_preemption_and_the_rerun_train
     assert resumed["train/resumed_from_step"] == 2 and resumed["train/steps"] == 2
     assert _history_steps(tmp_path) == [1, 2]
     assert not (tmp_path / "failure.json").exists()
+
+
+# ------------------------------------------------------------- 9. two processes on one run dir: a lock --
+
+def _recorder_cfg():
+    return compose_config(["wandb.mode=disabled"])
+
+
+def test_a_second_process_on_a_held_run_dir_is_refused_naming_the_holder(tmp_path):
+    import os
+    import socket
+
+    from medvqa_rl.reuse.resumable import RunDirBusy, run_dir_lock
+
+    from .test_resumable import Recorder
+
+    recorder = Recorder()
+    (tmp_path / "predictions.jsonl").write_text("{}\n")  # the holder's live file
+    with run_dir_lock(tmp_path):  # a separate lock (its own file descriptor), as another process holds it
+        with pytest.raises(RunDirBusy, match=rf"pid {os.getpid()} on host {socket.gethostname()}"):
+            resumable_run(recorder, _recorder_cfg(), tmp_path)
+    assert recorder.calls == 0  # nothing ran...
+    assert not (tmp_path / "failure.json").exists() and not (tmp_path / "previous").exists()  # ...nothing moved
+    resumable_run(recorder, _recorder_cfg(), tmp_path)  # released: the next one runs
+    assert recorder.calls == 1
+
+
+def test_the_lock_dies_with_its_process(tmp_path):
+    """A killed holder leaves nothing that refuses the rerun (an OS lock, not a lock file's existence)."""
+    from medvqa_rl.reuse.resumable import run_dir_lock
+
+    from .test_resumable import Recorder
+
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from filelock import FileLock; "
+        f"lock = FileLock({str(tmp_path / '.run.lock')!r}); lock.acquire(); print('held', flush=True); time.sleep(600)")],
+        stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    from medvqa_rl.reuse.resumable import RunDirBusy
+
+    with pytest.raises(RunDirBusy):
+        with run_dir_lock(tmp_path):
+            pass
+    holder.kill()
+    holder.wait()
+    recorder = Recorder()
+    resumable_run(recorder, _recorder_cfg(), tmp_path)
+    assert recorder.calls == 1
+
+
+# --------------------------------------------- 7. a full disk: caches best effort, failure records atomic --
+
+def _enospc_under(monkeypatch, root: Path):
+    """Every Path.write_text under root raises ENOSPC, as on a full disk or an exhausted home quota."""
+    import errno
+
+    real = Path.write_text
+
+    def write_text(self, *args, **kwargs):
+        if str(self).startswith(str(root)):
+            raise OSError(errno.ENOSPC, "No space left on device", str(self))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", write_text)
+
+
+def test_a_full_cache_dir_costs_the_cache_not_the_run(tmp_path, monkeypatch, caplog):
+    from medvqa_rl.bookkeeping.init_cache import read_cached_init_eval, write_cached_init_eval
+    from medvqa_rl.bookkeeping.provenance import file_sha256
+
+    weights = tmp_path / "weights.bin"
+    weights.write_bytes(b"x" * 1000)
+    cache = tmp_path / "cache"
+    _enospc_under(monkeypatch, cache)
+    assert len(file_sha256(weights, cache)) == 64  # the digest, uncached
+    write_cached_init_eval(str(cache), "k", {"accuracy": 50.0}, [])
+    assert read_cached_init_eval(str(cache), "k") is None
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 2 and all("No space left" in w and str(cache) in w for w in warnings)
+    assert not list(cache.rglob("*.partial"))  # no half-written file left
+
+
+def test_a_full_run_dir_leaves_no_empty_failure_record_and_the_log_keeps_the_reason(tmp_path, monkeypatch, caplog):
+    from medvqa_rl.reuse.resumable import write_failure
+
+    (tmp_path / "failure.json").write_text('{"status": "failed", "message": "the earlier attempt"}')
+    _enospc_under(monkeypatch, tmp_path)
+    write_failure(tmp_path, RuntimeError("judge down"), "abc")
+    assert json.loads((tmp_path / "failure.json").read_text())["message"] == "the earlier attempt"  # not truncated
+    assert not list(tmp_path.glob("*.partial"))
+    assert any("judge down" in r.getMessage() and "No space left" in r.getMessage() for r in caplog.records)
+
+
+def test_a_full_dataset_cache_builds_the_records_in_memory(tmp_path, monkeypatch, caplog):
+    import errno
+
+    from datasets import DatasetDict
+
+    root, build = _dataset_source(tmp_path)
+
+    def full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(DatasetDict, "save_to_disk", full)
+    from medvqa_rl.data.record_cache import cached_splits
+
+    splits, skipped = cached_splits({"name": "t", "path": str(root)}, root, tmp_path / "cache", build)
+    assert len(splits["train"]) == 50 and skipped == {"bad_row": 1}
+    assert any("dataset cache entry not written" in r.getMessage() and str(tmp_path / "cache") in r.getMessage()
+               for r in caplog.records)
+    assert not [p for p in (tmp_path / "cache" / "datasets").iterdir() if p.suffix != ".lock"]
+
+
+# ------------------------------------------ 6. a corrupt cache entry is named, set aside and rebuilt --
+
+def _dataset_source(tmp_path: Path):
+    from collections import Counter
+
+    from datasets import Dataset
+
+    root = tmp_path / "source"
+    root.mkdir()
+    (root / "rows.csv").write_text("a\n1\n")
+    builds = []
+
+    def build():
+        builds.append(1)
+        return ({"train": Dataset.from_dict({"a": list(range(50)), "b": ["x" * 200] * 50}),
+                 "test": Dataset.from_dict({"a": [1]})}, Counter(bad_row=1))
+
+    build.count = builds
+    return root, build
+
+
+@pytest.mark.parametrize("damage", ["arrow", "skipped"])
+def test_a_corrupt_dataset_cache_entry_is_named_set_aside_and_rebuilt(tmp_path, caplog, damage):
+    from medvqa_rl.data.record_cache import cached_splits
+
+    root, build = _dataset_source(tmp_path)
+    cfg, cache = {"name": "t", "path": str(root)}, tmp_path / "cache"
+    cached_splits(cfg, root, cache, build)
+    (entry,) = [p for p in (cache / "datasets").iterdir() if p.is_dir()]
+    if damage == "arrow":
+        (arrow,) = (entry / "train").glob("*.arrow")
+        with arrow.open("r+b") as f:
+            f.truncate(arrow.stat().st_size // 2)
+    else:
+        (entry / "skipped.json").write_text('{"bad_')
+    splits, skipped = cached_splits(cfg, root, cache, build)
+    assert len(build.count) == 2 and len(splits["train"]) == 50 and skipped == {"bad_row": 1}
+    assert any(str(entry) in r.getMessage() and "set aside" in r.getMessage() for r in caplog.records)
+    assert len(list((cache / "datasets").glob(f"{entry.name}.corrupt-*"))) == 1  # kept for inspection
+    cached_splits(cfg, root, cache, build)
+    assert len(build.count) == 2  # the rebuilt entry serves the next run
+
+
+def test_a_truncated_built_tiny_model_is_named_set_aside_and_built_again(tmp_path, monkeypatch, caplog):
+    import torch
+    from safetensors.torch import save_file
+
+    from medvqa_rl.models import tiny_inits
+
+    spec = {"seed": 0}
+    root = tmp_path / f"tiny-{tiny_inits.cache_key(spec)}"
+    for stage in tiny_inits.STAGES:
+        (root / stage).mkdir(parents=True)
+        (root / stage / "config.json").write_text("{}")
+        save_file({"w": torch.zeros(1000)}, str(root / stage / "model.safetensors"))
+    weights = root / "instruct" / "model.safetensors"
+    with weights.open("r+b") as f:
+        f.truncate(weights.stat().st_size - 100)
+    built = []
+    monkeypatch.setattr(tiny_inits, "_build", lambda spec, root: built.append(root))
+    assert tiny_inits.built_root(spec, tmp_path) == root
+    assert built == [root]
+    assert any("instruct/model.safetensors" in r.getMessage() and "set aside" in r.getMessage()
+               for r in caplog.records)
+    assert list(root.glob("corrupt-*/instruct/model.safetensors"))
+
+
+# ------------------------------------------------ 10. values that would fail late are refused up front --
+
+@pytest.mark.parametrize("override,key", [("eval.batch_size=0", "eval.batch_size"),
+                                          ("eval.max_new_tokens=0", "eval.max_new_tokens"),
+                                          ("method.temperature=0", "method.temperature"),
+                                          ("method.save_steps=0", "method.save_steps")])
+def test_values_that_fail_late_are_refused_naming_the_key(override, key):
+    from medvqa_rl.config_checks import ConfigError, check_config
+
+    with pytest.raises(ConfigError, match=rf"^{key} must be"):
+        check_config(compose_config([override]))
+
+
+def test_a_skipped_finished_run_drops_the_checkpoints_its_kill_left(tmp_path):
+    """Killed after metrics.json, before removing its checkpoints: the rerun skips it and removes them."""
+    from .test_resumable import Recorder
+
+    recorder = Recorder()
+    resumable_run(recorder, _recorder_cfg(), tmp_path)
+    (tmp_path / TRAINER_DIR / "checkpoint-2").mkdir(parents=True)
+    resumable_run(recorder, _recorder_cfg(), tmp_path)
+    assert recorder.calls == 1 and not (tmp_path / TRAINER_DIR / "checkpoint-2").exists()
+
+
+# ------------------------------------- 11. a weights file with a zeroed block (unflushed at a node crash) --
+
+def test_a_checkpoint_with_a_zeroed_block_fails_its_checksum_and_the_previous_is_resumed(tmp_path, caplog):
+    from .test_checkpoint_resume import ABC, _fake_checkpoint, _own
+
+    from medvqa_rl.bookkeeping.checkpoints import resumable_checkpoint
+
+    _fake_checkpoint(tmp_path, 2)
+    newest = _fake_checkpoint(tmp_path, 4)
+    _own(tmp_path, ABC)
+    weights = newest / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-32:] = bytes(32)  # same length, headers intact: only the checksum can tell
+    weights.write_bytes(bytes(data))
+    assert resumable_checkpoint(tmp_path, ABC).name == "checkpoint-2"
+    assert "model.safetensors does not match its checksum" in caplog.text
+    (tmp_path / TRAINER_DIR / "checkpoint-2" / "checksums.json").unlink()  # killed before its manifest
+    assert resumable_checkpoint(tmp_path, ABC) is None

@@ -144,7 +144,7 @@ def test_the_differences_name_each_part():
 
 
 def test_the_init_evaluation_cache_is_keyed_by_the_scoring_code(monkeypatch):
-    from medvqa_rl.evaluation import init_cache
+    from medvqa_rl.bookkeeping import init_cache
 
     cfg, provenance, records = _cfg(), run_provenance(_cfg(), 1), [{"id": "q1"}]
     key = init_cache.init_eval_key(cfg, provenance, records)

@@ -5,17 +5,27 @@ A checkpoint is complete when the trainer got to its last file (trainer_state.js
 weights, optimizer, scheduler and RNG states) and every file it holds reads back: JSON parses, safetensors
 headers and torch's zip archives are intact. A run killed while saving leaves an incomplete newest
 checkpoint; the previous one is used instead, with a warning naming the skipped one.
+
+A node crash can leave a file whose length is right and whose blocks were never written (zeros: the page
+cache was not flushed), which no header check sees. So once the Trainer has saved a checkpoint, ChecksumManifest
+(a TrainerCallback) fsyncs its files and writes checksums.json (SHA-256 of every file), flushed too: a
+checkpoint is complete only with a manifest that every file matches. A checkpoint without one (killed before
+it, or written by an older version) is not resumed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
 import re
 import shutil
 import struct
 import zipfile
 from pathlib import Path
+
+from transformers import TrainerCallback
 
 from medvqa_rl.bookkeeping.provenance import differences
 from medvqa_rl.bookkeeping.run_record import read_json_object, write_json
@@ -25,6 +35,7 @@ log = logging.getLogger(__name__)
 TRAINER_DIR = "trainer"
 OWNER_FILE = "provenance.json"  # in TRAINER_DIR: the run (config, init, data, processes) its checkpoints belong to
 TRAINER_STATE = "trainer_state.json"
+MANIFEST = "checksums.json"  # in each checkpoint: SHA-256 of every other file, written last
 _CHECKPOINT = re.compile(r"checkpoint-(\d+)$")
 
 
@@ -48,6 +59,12 @@ def incomplete_reason(path: Path) -> str | None:
     path = Path(path)
     if not (path / TRAINER_STATE).is_file():
         return f"no {TRAINER_STATE} (killed while saving?)"
+    manifest = read_json_object(path / MANIFEST)
+    if manifest is None:
+        return f"no readable {MANIFEST} (killed while saving, or saved by an older version)"
+    for name, digest in sorted(manifest.items()):
+        if not (path / name).is_file() or _sha256(path / name) != digest:
+            return f"{name} does not match its checksum in {MANIFEST} (lost or corrupt: a crash before it was flushed?)"
     for file in sorted(p for p in path.rglob("*") if p.is_file()):
         try:
             _check_readable(file)
@@ -75,6 +92,42 @@ def _check_safetensors(file: Path) -> None:
     end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
     if file.stat().st_size < 8 + header_size + end:
         raise ValueError("truncated tensor data")
+
+
+def _sha256(file: Path) -> str:
+    digest = hashlib.sha256()
+    with file.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_manifest(checkpoint: Path) -> None:
+    """Flushes every file of a saved checkpoint to disk, then writes (and flushes) its checksums.json."""
+    checkpoint = Path(checkpoint)
+    files = sorted(p for p in checkpoint.rglob("*") if p.is_file() and p.name != MANIFEST)
+    for file in files:
+        _fsync(file)
+    write_json(checkpoint / MANIFEST, {p.relative_to(checkpoint).as_posix(): _sha256(p) for p in files}, indent=1)
+    _fsync(checkpoint / MANIFEST)
+    _fsync(checkpoint)  # the directory entries
+
+
+class ChecksumManifest(TrainerCallback):
+    """After each checkpoint save (the Trainer's files all written): write_manifest, on the main process."""
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            write_manifest(Path(args.output_dir) / f"checkpoint-{state.global_step}")
+        return control
 
 
 def resumable_checkpoint(run_dir: Path, key: dict) -> Path | None:

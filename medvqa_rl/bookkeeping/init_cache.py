@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
 from medvqa_rl.judges.selection import evaluation_judge_config
 from medvqa_rl.bookkeeping.provenance import PREFIX, SCORING_SOURCES, data_identity, source_digest
-from medvqa_rl.bookkeeping.run_record import package_versions, write_json
+from medvqa_rl.bookkeeping.run_record import package_versions, write_cache_json
+
+log = logging.getLogger(__name__)
 
 CACHE_FOLDER = "init_eval"
 
@@ -59,15 +62,19 @@ def _path(cache_dir: str, key: str) -> Path:
 
 def read_cached_init_eval(cache_dir: str, key: str) -> tuple[dict, list[dict]] | None:
     """(metrics, predictions) of an earlier evaluation with this key, else None."""
+    path = _path(cache_dir, key)
     try:
-        cached = json.loads(_path(cache_dir, key).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+        cached = json.loads(path.read_text())
+        return cached["metrics"], cached["predictions"]
+    except FileNotFoundError:
         return None
-    return cached["metrics"], cached["predictions"]
+    except (OSError, ValueError, KeyError, TypeError) as error:  # cut off or garbled: recomputed and rewritten
+        log.warning("init-evaluation cache entry %s cannot be read (%s: %s); recomputing it", path,
+                    type(error).__name__, error)
+        return None
 
 
 def write_cached_init_eval(cache_dir: str, key: str, metrics: dict, predictions: list[dict]) -> None:
-    """Written whole or not at all: parallel arms computing the same key just overwrite it."""
-    path = _path(cache_dir, key)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_json(path, {"metrics": metrics, "predictions": predictions}, ensure_ascii=False)
+    """Written whole or not at all: parallel arms computing the same key just overwrite it. Best effort (a full
+    cache dir warns once, naming the path)."""
+    write_cache_json(_path(cache_dir, key), {"metrics": metrics, "predictions": predictions}, ensure_ascii=False)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from medvqa_rl.bookkeeping.run_record import package_versions, write_json
+from medvqa_rl.bookkeeping.run_record import package_versions, write_cache_json
 from medvqa_rl.data.record_cache import LOADER_VERSION, source_fingerprint
 from medvqa_rl.data.sources import resolve_root
 from medvqa_rl.data.synthetic import is_synthetic
@@ -93,16 +93,15 @@ def file_sha256(path: Path, cache_dir: str | Path | None = None) -> str:
         entry = Path(cache_dir).expanduser() / "digests" / f"{_sha([str(path), stat.st_size, stat.st_mtime_ns])}.json"
         try:
             return json.loads(entry.read_text())["sha256"]
-        except (FileNotFoundError, json.JSONDecodeError, KeyError):
+        except (OSError, ValueError, KeyError, TypeError):  # missing, cut off or garbled: computed again
             pass
     digest = hashlib.sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 22), b""):
             digest.update(block)
     value = digest.hexdigest()
-    if entry is not None:
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        write_json(entry, {"path": str(path), "sha256": value})
+    if entry is not None:  # best effort: a full cache dir costs the next run a read, not this run
+        write_cache_json(entry, {"path": str(path), "sha256": value})
     return value
 
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import os
 import platform
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
 
 MODEL_DIR = "model"  # the trained policy (or LoRA adapters) and processor of a finished run
 INIT_METRICS = "init_metrics.json"
@@ -52,9 +55,25 @@ def write_json(path: Path, value, **dumps) -> Path:
     leaves no half file, and processes writing the same path just replace each other's."""
     path = Path(path)
     partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
-    partial.write_text(json.dumps(value, **dumps))
-    os.replace(partial, path)
+    try:
+        partial.write_text(json.dumps(value, **dumps))
+        os.replace(partial, path)
+    except BaseException:  # a full disk (ENOSPC) or a kill: no partial left behind, and any earlier file kept
+        partial.unlink(missing_ok=True)
+        raise
     return path
+
+
+def write_cache_json(path: Path, value, **dumps) -> bool:
+    """write_json for a cache entry, best effort: a cache that cannot be written (a full disk or home quota, a
+    read-only cache dir) costs the reuse, not the run. One warning names the path; returns whether it was written."""
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        write_json(path, value, **dumps)
+    except OSError as error:
+        log.warning("cache not written, going on without it: %s (%s: %s)", path, type(error).__name__, error)
+        return False
+    return True
 
 
 def write_metrics(run_dir: Path, metrics: dict) -> Path:

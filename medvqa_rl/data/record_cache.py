@@ -14,6 +14,9 @@ as data/skipped/*. The digest covers what makes the records:
   root). A file whose bytes change while its size and mtime stay the same is not noticed.
 An entry is built under a file lock (parallel sweep jobs: the first builds, the others wait and reuse it)
 in a scratch folder renamed into place, so a killed or failing run (a bad row in error mode) leaves none.
+An entry that cannot be read (cut off, zeroed) is named in a warning, set aside as <entry>.corrupt-<time> and
+rebuilt; a cache dir that cannot be written (full, read-only) warns once, naming the entry, and the run goes on
+with the records in memory.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Callable
@@ -68,28 +72,66 @@ def cached_splits(dataset_cfg: dict, root: Path, cache_dir: str | Path,
     """The splits and skipped-row counts of this dataset config: read from the cache, or made by `build`
     (which raises, writing nothing, on bad rows in error mode) and stored first. Returned memory-mapped."""
     entry = Path(cache_dir).expanduser() / "datasets" / f"{dataset_cfg['name']}-{cache_digest(dataset_cfg, root)}"
-    entry.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(f"{entry}.lock"):
-        hit = entry.is_dir()
-        if not hit:
-            _remove_partials(entry)
-            _write(entry, *build())
-    skipped = Counter(json.loads((entry / SKIPPED_FILE).read_text()))
-    if hit:  # the build logged its skipped rows; a hit says them again
-        log.info("%s: processed records from the cache %s; skipped or left out: %s", dataset_cfg["name"], entry,
-                 dict(skipped))
-    return DatasetDict.load_from_disk(str(entry)), skipped
-
-
-def _write(entry: Path, splits: dict[str, Dataset], skipped: Counter) -> None:
-    scratch = Path(tempfile.mkdtemp(prefix=f".{entry.name}.partial-", dir=entry.parent))
     try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(f"{entry}.lock")
+        lock.acquire()
+    except OSError as error:  # a full or read-only cache dir: the records are made in memory, uncached
+        log.warning("dataset cache not used, going on without it: %s (%s: %s)", entry, type(error).__name__, error)
+        splits, skipped = build()
+        return DatasetDict(splits), Counter(skipped)
+    try:
+        loaded = _load(entry) if entry.is_dir() else None
+        if loaded is not None:  # the build logged its skipped rows; a hit says them again
+            log.info("%s: processed records from the cache %s; skipped or left out: %s", dataset_cfg["name"], entry,
+                     dict(loaded[1]))
+            return loaded
+        _remove_partials(entry)
+        splits, skipped = build()
+        if not _write(entry, splits, skipped):
+            return DatasetDict(splits), Counter(skipped)
+        return _load(entry) or (DatasetDict(splits), Counter(skipped))
+    finally:
+        lock.release()
+
+
+def _load(entry: Path) -> tuple[DatasetDict, Counter] | None:
+    """The entry's splits (memory-mapped) and skipped counts; None when it cannot be read (a truncated .arrow or
+    skipped.json, a node crash's zeroed file): then it is named in a warning and set aside as
+    <entry>.corrupt-<time> (kept for inspection), so the caller rebuilds it."""
+    try:
+        skipped = Counter(json.loads((entry / SKIPPED_FILE).read_text()))
+        splits = DatasetDict.load_from_disk(str(entry))
+        for split in splits.values():  # reads every record batch: a cut-off file fails here, not mid-run
+            split.data.validate(full=True)
+        return splits, skipped
+    except Exception as error:  # noqa: BLE001 - whatever the damage, the entry is rebuilt from the source files
+        aside = entry.with_name(f"{entry.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+        log.warning("dataset cache entry %s cannot be read (%s: %s); set aside as %s and rebuilt", entry,
+                    type(error).__name__, error, aside)
+        try:
+            os.rename(entry, aside)
+        except OSError:
+            shutil.rmtree(entry, ignore_errors=True)
+        return None
+
+
+def _write(entry: Path, splits: dict[str, Dataset], skipped: Counter) -> bool:
+    """Best effort: a full or read-only cache dir warns once, naming the entry, and leaves nothing behind."""
+    scratch = None
+    try:
+        scratch = Path(tempfile.mkdtemp(prefix=f".{entry.name}.partial-", dir=entry.parent))
         DatasetDict(splits).save_to_disk(str(scratch))
         (scratch / SKIPPED_FILE).write_text(json.dumps(dict(sorted(skipped.items())), indent=1))
         os.rename(scratch, entry)  # atomic: the entry appears complete or not at all
-    except BaseException:
-        shutil.rmtree(scratch, ignore_errors=True)
-        raise
+    except OSError as error:
+        log.warning("dataset cache entry not written, going on without it: %s (%s: %s)", entry,
+                    type(error).__name__, error)
+        return False
+    finally:
+        if scratch is not None and scratch.exists():
+            shutil.rmtree(scratch, ignore_errors=True)
+    return True
 
 
 def _remove_partials(entry: Path) -> None:

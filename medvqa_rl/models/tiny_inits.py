@@ -33,9 +33,11 @@ import logging
 import os
 import random
 import shutil
+import time
 from pathlib import Path
 
 from filelock import FileLock
+from safetensors import safe_open
 
 from medvqa_rl.data.synthetic import make_split, report_text
 from medvqa_rl.models.init_probe import probe_init, probe_sampled
@@ -74,9 +76,36 @@ def built_root(spec: dict, cache_dir: str | Path) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     # One builder at a time: parallel sweep jobs wait for the first to finish, then reuse its result.
     with FileLock(str(root / ".lock")):
+        reason = _unreadable(root) if (root / "instruct" / "config.json").exists() else None
+        if reason is not None:
+            _set_aside(root, reason)
         if not (root / "instruct" / "config.json").exists():
             _build(spec, root)
     return root
+
+
+def _unreadable(root: Path) -> str | None:
+    """Why a built pair cannot be loaded (a file cut off or garbled), or None. Every tensor is read: the tiny
+    models are a few MB."""
+    for stage in STAGES:
+        for path in sorted((root / stage).glob("*.safetensors")) or [root / stage / "model.safetensors"]:
+            try:
+                with safe_open(str(path), "pt") as weights:
+                    for name in weights.keys():
+                        weights.get_tensor(name)
+            except Exception as error:  # noqa: BLE001 - any failure to read makes the build unusable
+                return f"{path.relative_to(root)}: {type(error).__name__}: {error}"
+    return None
+
+
+def _set_aside(root: Path, reason: str) -> None:
+    """Moves a damaged build's stages into <root>/corrupt-<time>/ (kept for inspection) so it is built again."""
+    aside = root / f"corrupt-{time.strftime('%Y%m%d-%H%M%S')}"
+    log.warning("tiny model cache %s cannot be loaded (%s); set aside in %s and built again", root, reason, aside)
+    aside.mkdir(parents=True, exist_ok=True)
+    for stage in STAGES:
+        if (root / stage).exists():
+            shutil.move(str(root / stage), aside / stage)
 
 
 def cache_key(spec: dict) -> str:

@@ -12,31 +12,67 @@ a skip or a resume; the code and library versions too for a copy from another sw
   newest one (medvqa_rl/bookkeeping/checkpoints.py); the earlier failure.json is moved into previous/<time>/;
 - a record or checkpoints of a run that differs (a log line names the parts), failure.json without a
   checkpoint, or a record cut off mid-run: moved into previous/<time>/ and the point is run again.
+
+A run dir is held by one process at a time (run_dir_lock: filelock's FileLock on <run_dir>/.run.lock, an OS
+lock that dies with its process, so a killed run leaves nothing to clean up): a second process with the same
+run dir (a duplicated array task, the same command twice) is refused with RunDirBusy naming the holder's pid
+and host, before it reads or moves anything, and writes no failure record there.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import os
 import shutil
+import socket
 import time
 import traceback
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
+from filelock import FileLock, Timeout
 from omegaconf import DictConfig
 
-from medvqa_rl.bookkeeping.checkpoints import TRAINER_DIR, checkpoint_step, resumable_checkpoint
+from medvqa_rl.bookkeeping.checkpoints import TRAINER_DIR, checkpoint_step, remove_checkpoints, resumable_checkpoint
 from medvqa_rl.config_checks import check_config
 from medvqa_rl.data.test_sets import FOLDER as TEST_SETS_DIR  # the extra test sets' predictions
 from medvqa_rl.distributed import process_state
 from medvqa_rl.tracking import start_wandb
 from medvqa_rl.bookkeeping.provenance import (PREFIX, REUSE_PARTS, config_fingerprint, differences, reuse_key,
                                               run_provenance)
-from medvqa_rl.bookkeeping.run_record import FAILURE_FILE, finished_record
+from medvqa_rl.bookkeeping.run_record import FAILURE_FILE, finished_record, read_json_object, write_json
 from medvqa_rl.reuse.shared_arms import copy_twin_record, finished_twin
 from medvqa_rl.training.preemption import Preempted
 
 log = logging.getLogger(__name__)
+
+LOCK_FILE = ".run.lock"  # held while a process works in the run dir
+HOLDER_FILE = ".run.lock.holder.json"  # who holds it: pid, host, since
+
+
+class RunDirBusy(RuntimeError):
+    """Another process is working in this run dir."""
+
+
+@contextmanager
+def run_dir_lock(run_dir: Path):
+    """Holds run_dir for this process, or raises RunDirBusy naming the process (pid, host) that holds it."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(run_dir / LOCK_FILE))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        holder = read_json_object(run_dir / HOLDER_FILE) or {}
+        raise RunDirBusy(f"{run_dir} is in use by pid {holder.get('pid', '?')} on host {holder.get('host', '?')} "
+                         f"(since {holder.get('since', '?')}): the same run is already running there (a duplicated "
+                         "array task, or the command started twice); not started again") from None
+    try:
+        write_json(run_dir / HOLDER_FILE, {"pid": os.getpid(), "host": socket.gethostname(),
+                                           "since": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        yield
+    finally:
+        lock.release()
+
 
 # Everything a run writes into its folder besides Hydra's .hydra/ (rewritten by every attempt).
 RECORD_FILES = ("metrics.json", "predictions.jsonl", "init_predictions.jsonl", "init_metrics.json", "history.jsonl",
@@ -76,6 +112,13 @@ def resumable_run(run_fn, cfg: DictConfig, run_dir: str | Path) -> dict:
             if not str(error).startswith("wandb."):
                 record_failure_in_wandb(cfg, run_dir, failure)
         raise
+    # The main process holds the run dir (the others work in it under the main one's lock).
+    with run_dir_lock(run_dir) if state.is_main_process else nullcontext():
+        return _skip_resume_or_run(run_fn, cfg, run_dir, provenance)
+
+
+def _skip_resume_or_run(run_fn, cfg: DictConfig, run_dir: Path, provenance: dict) -> dict:
+    state = process_state()
     done = finished_record(run_dir)
     if done is not None:
         differ = differences(done, provenance, REUSE_PARTS)
@@ -84,6 +127,8 @@ def resumable_run(run_fn, cfg: DictConfig, run_dir: str | Path) -> dict:
             other = differences(done, provenance, ("code", "versions"))
             say("skipped: %s already holds a finished run of this config, init, data and process count%s",
                 run_dir, f" (kept although its {'; '.join(other)} differ)" if other else "")
+            if state.is_main_process and not cfg.keep_checkpoints:  # killed after its record, before the clean-up
+                remove_checkpoints(run_dir)
             return done
         say("not skipped: the finished run in %s differs in %s; it is set aside and run again", run_dir,
             "; ".join(differ))
@@ -122,8 +167,13 @@ def write_failure(run_dir: Path, error: BaseException, fingerprint: str) -> dict
         "config_fingerprint": fingerprint,
         "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / FAILURE_FILE).write_text(json.dumps(failure, indent=2))
+    try:  # whole or not at all (a full run dir must not leave an empty failure.json); the log keeps the reason
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json(run_dir / FAILURE_FILE, failure, indent=2)
+    except OSError as write_error:
+        log.error("run failed (%s: %s); %s could not be written (%s)", failure["error_type"], failure["message"],
+                  run_dir / FAILURE_FILE, write_error)
+        return failure
     log.error("run failed (%s: %s); recorded in %s", failure["error_type"], failure["message"], run_dir / FAILURE_FILE)
     return failure
 
