@@ -15,7 +15,10 @@ from analysis.tables import ci95  # noqa: E402
 
 # (history column, y-axis label). train_accuracy is TRL's rewards/accuracy/mean: a fraction, 0-1.
 CURVES = (("mean_reward", "Mean reward"), ("completion_length", "Completion length (tokens)"),
-          ("train_accuracy", "Training accuracy (fraction of samples correct)"))
+          ("train_accuracy", "Training accuracy (fraction of samples correct)"),
+          # TRL's diagnostics (analysis/records.py DIAGNOSTIC_KEYS), drawn where the runs logged them
+          ("entropy", "Token entropy (nats)"), ("clip_ratio", "Clipped tokens (fraction)"),
+          ("frac_reward_zero_std", "Groups with equal rewards (fraction)"), ("kl", "KL to the reference"))
 BAND_NOTE = "line: mean over seeds; band: 95% CI over seeds"
 # Sized to stay legible three abreast on index.html (about 400 pixels wide each) and alone.
 STYLE = {"figure.figsize": (5.0, 3.6), "font.size": 10, "axes.titlesize": 10, "legend.fontsize": 9,

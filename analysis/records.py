@@ -30,9 +30,15 @@ FACTORS = (*RECORDED_GROUPS, "judge", *RECORDED_VALUES)  # the factor/<group> ke
 # TRL's logged keys, as history.jsonl holds them (W&B prefixes them with "train/").
 # rewards/accuracy/mean: the fraction of sampled completions the accuracy reward scored correct (SFT and
 # DPO log none of these).
+# TRL's diagnostics of the objective (issue 38): mean token entropy, the share of tokens whose ratio was clipped (the
+# clipped losses only), the share of groups whose rewards are all equal (no advantage, no gradient), the KL to the
+# reference (beta > 0 only).
+DIAGNOSTIC_KEYS = {"entropy": "entropy", "clip_ratio/region_mean": "clip_ratio",
+                   "frac_reward_zero_std": "frac_reward_zero_std", "kl": "kl"}
 HISTORY_KEYS = {"reward": "mean_reward", "completions/mean_length": "completion_length",
-                "rewards/accuracy/mean": "train_accuracy"}
-OPTIONAL_HISTORY_KEYS = ("rewards/accuracy/mean",)  # absent from some runs' steps (W&B is asked separately)
+                "rewards/accuracy/mean": "train_accuracy", **DIAGNOSTIC_KEYS}
+# Absent from some runs' steps (W&B is asked separately).
+OPTIONAL_HISTORY_KEYS = ("rewards/accuracy/mean", *DIAGNOSTIC_KEYS)
 HISTORY_COLUMNS = ["run", "step", *HISTORY_KEYS.values()]
 RUN_COLUMNS = ["run", "sweep", "sweep_version", "wandb_group", "seed", *FACTORS]
 
@@ -90,7 +96,10 @@ def _history_frame(run: str, rows: list[dict], prefix: str = "") -> pd.DataFrame
             continue
         step = row.get(f"{prefix}global_step", row.get("step"))
         kept.append({"run": run, "step": step, **{name: row.get(prefix + key) for key, name in HISTORY_KEYS.items()}})
-    return pd.DataFrame(kept, columns=HISTORY_COLUMNS)
+    frame = pd.DataFrame(kept, columns=HISTORY_COLUMNS)
+    values = list(HISTORY_KEYS.values())  # a key some steps lack (clip_ratio of sapo, kl at beta 0) is NaN, not None
+    frame[values] = frame[values].apply(pd.to_numeric, errors="coerce")
+    return frame
 
 
 def _frames(rows: list[dict], histories: list[pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -56,7 +56,8 @@ def test_local_runs_give_study_tables(tmp_path):
 
     runs, history = load_run_dirs([tmp_path / "sweep"])
     assert len(runs) == 5 and set(runs["sweep"]) == {"bias"}
-    assert set(history.columns) == {"run", "step", "mean_reward", "completion_length", "train_accuracy"}
+    assert set(history.columns) == {"run", "step", "mean_reward", "completion_length", "train_accuracy",
+                                    "entropy", "clip_ratio", "frac_reward_zero_std", "kl"}  # TRL's diagnostics
     assert len(history) == 10
 
     out = tmp_path / "report"
