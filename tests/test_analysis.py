@@ -112,7 +112,7 @@ def test_every_study_factor_has_a_reference_level():
         for factor in study.rows:
             assert factor in REFERENCE_LEVELS, (study.name, factor)
     assert REFERENCE_LEVELS == {"model_init": "instruct", "reward": "accuracy", "length_reward": "none",
-                                "bias": "grpo", "method": "grpo"}
+                                "bias": "grpo", "method": "grpo", "beta": "0.04", "reasoning": "think"}
 
 
 def test_paired_effect_of_a_constant_gain_has_no_interval(tmp_path):
@@ -135,7 +135,7 @@ def test_paired_effect_of_a_constant_gain_has_no_interval(tmp_path):
     assert (row["test/perplexity_mean"], row["test/perplexity_ci95"]) == (0.0, 0.0)  # equal in every run
     assert math.isnan(row["test/similarity_mean"])  # no run recorded it
     markdown = (tmp_path / "out" / "bias_paired.md").read_text()
-    assert "paired by seed: level − reference, mean ± 95% CI over seeds (n = paired seeds)" in markdown
+    assert "paired by seed: level − reference, mean ± 95% t-interval over the seeds' differences (n = paired seeds, df = n − 1" in markdown
     assert "| bias     | dr_grpo | grpo        | 3   | 5.00 ± 0.00    |" in markdown
     tex = (tmp_path / "out" / "bias_paired.tex").read_text()
     assert r"bias & dr\_grpo & grpo & 3 & 5.00 $\pm$ 0.00" in tex

@@ -1,5 +1,6 @@
-"""The README's sentences about results say what results/studies/ holds: each number is the table's, rounded
-as written, and each "excludes zero" / "includes zero" is what the paired 95% interval says."""
+"""The README's Results section says what results/studies/ holds: each number is the table's, rounded as written,
+and each verdict word ("resolved", "not resolved at n = 3 seeds", the detectable size, the Holm p) is the verdict
+table's (<study>_questions.csv; the factorial's model: factorial_effects.csv)."""
 
 from __future__ import annotations
 
@@ -11,57 +12,81 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 STUDIES = ROOT / "results" / "studies"
 
-# (text in the README, table, row (column, value), metric column, digits)
+# The accuracy table: (method row, in-domain, OOD) as the README's table writes them.
+METHODS = [("grpo", "67.6", "51.1"), ("sft_full", "58.3", "43.3"), ("sft_lora", "48.5", "38.0"),
+           ("dpo", "40.1", "30.7"), ("none", "37.8", "28.7")]
+# (text in the README, verdict table, level, test set, metric, column, digits)
 NUMBERS = [
-    ("GRPO 67.6%", "methods.csv", ("method", "grpo"), "test/accuracy_mean", 1),
-    ("full SFT 58.3%", "methods.csv", ("method", "sft_full"), "test/accuracy_mean", 1),
-    ("LoRA SFT 48.5%", "methods.csv", ("method", "sft_lora"), "test/accuracy_mean", 1),
-    ("DPO\n40.1%", "methods.csv", ("method", "dpo"), "test/accuracy_mean", 1),
-    ("untrained instruct 37.8%", "methods.csv", ("method", "none"), "test/accuracy_mean", 1),
-    ("OOD: GRPO 51.1%", "methods.csv", ("method", "grpo"), "test/synthetic_ood/accuracy_mean", 1),
-    ("full SFT 43.3%", "methods.csv", ("method", "sft_full"), "test/synthetic_ood/accuracy_mean", 1),
-    ("LoRA SFT 38.0%", "methods.csv", ("method", "sft_lora"), "test/synthetic_ood/accuracy_mean", 1),
-    ("DPO 30.7%", "methods.csv", ("method", "dpo"), "test/synthetic_ood/accuracy_mean", 1),
-    ("untrained 28.7%", "methods.csv", ("method", "none"), "test/synthetic_ood/accuracy_mean", 1),
-    ("full SFT -7.9", "methods_paired.csv", ("level", "sft_full"), "test/synthetic_ood/accuracy_mean", 1),
-    ("OOD, -9.3", "methods_paired.csv", ("level", "sft_full"), "test/accuracy_mean", 1),
-    ("semantic reward (-1.6 points)", "semantic_paired.csv", ("level", "semantic"), "test/accuracy_mean", 1),
-    ("Dr.GRPO (-1.5)", "bias_paired.csv", ("level", "dr_grpo"), "test/accuracy_mean", 1),
-    ("completion by 3.3", "length_paired.csv", ("level", "ecr"), "test/completion_tokens_mean", 1),
-    ("and\n2.7 tokens", "length_paired.csv", ("level", "cwr"), "test/completion_tokens_mean", 1),
-    ("ECR -8.4", "length_paired.csv", ("level", "ecr"), "test/accuracy_mean", 1),
-    ("CWR -6.3", "length_paired.csv", ("level", "cwr"), "test/accuracy_mean", 1),
-    ("+3.6\npoints", "semantic_paired.csv", ("level", "semantic"), "test/judge_score_mean", 1),
-    ("18.1 points above", "init_paired.csv", ("level", "base"), "test/accuracy_mean", 1),
+    ("DPO (-27.5 points", "methods_questions.csv", "dpo", "in-domain", "accuracy", "effect", 1),
+    ("[-35.9, -19.0]", "methods_questions.csv", "dpo", "in-domain", "accuracy", ("low", "high"), 1),
+    ("instruct (-29.8)", "methods_questions.csv", "none", "in-domain", "accuracy", "effect", 1),
+    ("(Holm p 0.041)", "methods_questions.csv", "dpo", "in-domain", "accuracy", "p_adjusted", 3),
+    ("full SFT (-9.3", "methods_questions.csv", "sft_full", "in-domain", "accuracy", "effect", 1),
+    ("[-17.7, -0.9]", "methods_questions.csv", "sft_full", "in-domain", "accuracy", ("low", "high"), 1),
+    ("OOD -7.9)", "methods_questions.csv", "sft_full", "synthetic_ood", "accuracy", "effect", 1),
+    ("LoRA SFT (-19.1)", "methods_questions.csv", "sft_lora", "in-domain", "accuracy", "effect", 1),
+    ("about 14.3 points", "methods_questions.csv", "sft_full", "in-domain", "accuracy", "detectable", 1),
+    ("(+18.2 for", "init_questions.csv", "base", "in-domain", "accuracy", "effect", 1),
+    ("(Holm p 0.028)", "init_questions.csv", "base", "in-domain", "accuracy", "p_adjusted", 3),
+    ("semantic reward\n(-1.6)", "semantic_questions.csv", "semantic", "in-domain", "accuracy", "effect", 1),
+    ("Dr.GRPO (-1.5)", "bias_questions.csv", "dr_grpo", "in-domain", "accuracy", "effect", 1),
+    ("about 10.5 and", "semantic_questions.csv", "semantic", "in-domain", "accuracy", "detectable", 1),
+    ("and 11.9 points", "bias_questions.csv", "dr_grpo", "in-domain", "accuracy", "detectable", 1),
+    ("costs (-8.4,", "length_questions.csv", "ecr", "in-domain", "accuracy", "effect", 1),
+    ("-6.3; detectable", "length_questions.csv", "cwr", "in-domain", "accuracy", "effect", 1),
+    ("about 37.7 points", "length_questions.csv", "ecr", "in-domain", "accuracy", "detectable", 1),
+    ("by 3.4 tokens", "length_questions.csv", "ecr", "in-domain", "completion_tokens", "effect", 1),
+    ("(Holm p 0.038)", "length_questions.csv", "ecr", "in-domain", "completion_tokens", "p_adjusted", 3),
+    ("CWR's 2.7 tokens", "length_questions.csv", "cwr", "in-domain", "completion_tokens", "effect", 1),
 ]
-# (table, level, metric, whether the README says its paired 95% interval excludes zero)
-INTERVALS = [
-    ("methods_paired.csv", "sft_lora", "test/accuracy", True),
-    ("methods_paired.csv", "dpo", "test/accuracy", True),
-    ("methods_paired.csv", "sft_full", "test/accuracy", True),
-    ("length_paired.csv", "ecr", "test/completion_tokens", True),
-    ("length_paired.csv", "cwr", "test/completion_tokens", False),
-]
-# (question-level table, level, test set, metric, the verdict the README gives, McNemar p as written or None)
+# (verdict table, level, test set, metric, how the verdict the README gives it begins)
 VERDICTS = [
-    ("semantic_questions.csv", "semantic", "in-domain", "accuracy", "within evaluation noise", 0.09),
-    ("bias_questions.csv", "dr_grpo", "in-domain", "accuracy", "within evaluation noise", 0.09),
-    ("length_questions.csv", "ecr", "in-domain", "accuracy", "lower, beyond evaluation noise but within seed noise", None),
-    ("length_questions.csv", "cwr", "in-domain", "accuracy", "lower, beyond evaluation noise but within seed noise", None),
+    ("methods_questions.csv", "dpo", "in-domain", "accuracy", "lower: resolved at n = 3 seeds"),
+    ("methods_questions.csv", "none", "in-domain", "accuracy", "lower: resolved at n = 3 seeds"),
+    ("methods_questions.csv", "sft_full", "in-domain", "accuracy", "not resolved at n = 3 seeds"),
+    ("methods_questions.csv", "sft_full", "synthetic_ood", "accuracy", "not resolved at n = 3 seeds"),
+    ("methods_questions.csv", "sft_lora", "in-domain", "accuracy", "not resolved at n = 3 seeds"),
+    ("init_questions.csv", "base", "in-domain", "accuracy", "higher: resolved at n = 3 seeds"),
+    ("semantic_questions.csv", "semantic", "in-domain", "accuracy", "not resolved at n = 3 seeds"),
+    ("bias_questions.csv", "dr_grpo", "in-domain", "accuracy", "not resolved at n = 3 seeds"),
+    ("length_questions.csv", "ecr", "in-domain", "accuracy", "not resolved at n = 3 seeds"),
+    ("length_questions.csv", "cwr", "in-domain", "accuracy", "not resolved at n = 3 seeds"),
+    ("length_questions.csv", "ecr", "in-domain", "completion_tokens", "higher: resolved at n = 3 seeds"),
+    ("length_questions.csv", "cwr", "in-domain", "completion_tokens", "not resolved at n = 3 seeds"),
 ]
 
 
 def _readme() -> str:
-    return (ROOT / "README.md").read_text()
+    return " ".join((ROOT / "README.md").read_text().split())
 
 
-@pytest.mark.parametrize(("text", "table", "row", "metric", "digits"), NUMBERS, ids=[n[0] for n in NUMBERS])
-def test_each_number_in_the_readme_is_the_tables(text, table, row, metric, digits):
+def _row(table: str, level: str, test_set: str, metric: str) -> pd.Series:
     frame = pd.read_csv(STUDIES / table)
-    value = float(frame.loc[frame[row[0]] == row[1], metric].squeeze())
-    assert " ".join(text.split()) in " ".join(_readme().split()), text
-    number = next(float(tok.strip("()%+,")) for tok in reversed(text.split()) if _is_number(tok.strip("()%+,")))
-    assert round(value, digits) == pytest.approx(number), (text, value)
+    return frame[(frame["level"] == level) & (frame["test_set"] == test_set) & (frame["metric"] == metric)].iloc[0]
+
+
+@pytest.mark.parametrize(("method", "in_domain", "ood"), METHODS, ids=[m[0] for m in METHODS])
+def test_the_accuracy_table_is_the_methods_table(method, in_domain, ood):
+    frame = pd.read_csv(STUDIES / "methods.csv").set_index("method")
+    assert f"{frame.loc[method, 'test/accuracy_mean']:.1f}" == in_domain
+    assert f"{frame.loc[method, 'test/synthetic_ood/accuracy_mean']:.1f}" == ood
+    lines = (ROOT / "README.md").read_text().split("## Results", 1)[1].splitlines()
+    column = ["grpo", "sft_full", "sft_lora", "dpo", "none"].index(method) + 2
+    cells = {line.split("|")[1].strip(): line.split("|")[column].strip() for line in lines
+             if line.startswith(("| in-domain", "| OOD"))}
+    assert cells == {"in-domain": in_domain, "OOD": ood}
+
+
+@pytest.mark.parametrize(("text", "table", "level", "test_set", "metric", "column", "digits"), NUMBERS,
+                         ids=[n[0].replace("\n", " ") for n in NUMBERS])
+def test_each_number_in_the_readme_is_the_tables(text, table, level, test_set, metric, column, digits):
+    assert " ".join(text.split()) in _readme(), text
+    row = _row(table, level, test_set, metric)
+    if isinstance(column, tuple):
+        assert f"[{row[column[0]]:.{digits}f}, {row[column[1]]:.{digits}f}]" in text
+        return
+    number = next(float(tok.strip("()[],;%+")) for tok in text.split() if _is_number(tok.strip("()[],;%+")))
+    assert round(float(row[column]), digits) == pytest.approx(number), (text, row[column])
 
 
 def _is_number(token: str) -> bool:
@@ -72,19 +97,23 @@ def _is_number(token: str) -> bool:
     return True
 
 
-@pytest.mark.parametrize(("table", "level", "metric", "excludes_zero"), INTERVALS,
-                         ids=[f"{t[1]}-{t[2]}" for t in INTERVALS])
-def test_what_the_readme_says_of_each_interval_is_what_it_is(table, level, metric, excludes_zero):
-    frame = pd.read_csv(STUDIES / table)
-    row = frame[frame["level"] == level].iloc[0]
-    assert (abs(row[f"{metric}_mean"]) > row[f"{metric}_ci95"]) == excludes_zero
+@pytest.mark.parametrize(("table", "level", "test_set", "metric", "verdict"), VERDICTS,
+                         ids=[f"{v[1]}-{v[2]}-{v[3]}" for v in VERDICTS])
+def test_what_the_readme_says_of_each_verdict_is_the_tables(table, level, test_set, metric, verdict):
+    assert _row(table, level, test_set, metric)["verdict"].startswith(verdict)
 
 
-@pytest.mark.parametrize(("table", "level", "test_set", "metric", "verdict", "p"), VERDICTS,
-                         ids=[f"{v[1]}-{v[3]}" for v in VERDICTS])
-def test_what_the_readme_says_of_each_question_level_test_is_what_it_is(table, level, test_set, metric, verdict, p):
-    frame = pd.read_csv(STUDIES / table)
-    row = frame[(frame["level"] == level) & (frame["test_set"] == test_set) & (frame["metric"] == metric)].iloc[0]
-    assert row["verdict"] == verdict
-    if p is not None:
-        assert round(row["p_mcnemar"], 2) == p
+def test_what_the_readme_says_of_the_factorial_is_its_model():
+    frame = pd.read_csv(STUDIES / "factorial_effects.csv")
+    accuracy = frame[frame["metric"] == "accuracy"]
+    resolved = accuracy[accuracy["p_adjusted"] < 0.05]
+    assert set(resolved["term"]) == {"model_init"}  # "resolves only model_init"
+    main = accuracy[(accuracy["term"] == "model_init") & (accuracy["test_set"] == "in-domain")].iloc[0]
+    assert f"(+{main['effect']:.1f} points in-domain)" in _readme()
+    assert main["run_noise"].startswith("pooled 3-/4-way interactions")  # "against its pooled 3- and 4-way"
+    assert not resolved["term"].str.contains("×").any()  # "no two-way interaction is resolved"
+    length = frame[(frame["metric"] == "completion_tokens") & (frame["p_eval"] < 0.05)]
+    driven = length["one_cell"].fillna("").str.startswith("instruct/accuracy/none/grpo:")
+    assert set(length.loc[~driven, "term"]) == {"model_init"}  # "drives every length effect but model_init's"
+    assert "drives every length effect but `model_init`'s" in _readme()
+    assert "`model_init` (+" in _readme() and "no two-way interaction is resolved" in _readme()
