@@ -12,7 +12,7 @@ decode random tokens: every completion runs to the token budget, the accuracy me
 
 Sizes (--size; default: gpu where CUDA is available, else cpu):
   cpu  LoRA (r 16), G = 2 (one question per step), 16 new tokens, fp32, 2 test questions, 1 step: fits ~13 GB of RAM
-  gpu  the overlay's own: full weights, bf16, G = 8, 512 new tokens, 8 x 2 completions per step, 32 test questions
+  gpu  the overlay's own: full weights (fp32 under bf16 autocast), G = 8, 512 new tokens, 8 x 2 completions per step, 32 test questions
 Prints image tokens per question (min / median / max) at the overlay's pixel bounds (and at the checkpoint's own
 bounds on the unshrunk figures), prompt lengths, peak memory per stage (CPU: the process's resident memory; GPU:
 torch's peak allocation), seconds per GRPO step and per evaluated question, and the extrapolation to the paper's
@@ -154,6 +154,7 @@ def build_checkpoint(folder: Path, processor) -> Path:
     from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
 
     if (folder / "model.safetensors.index.json").exists() or (folder / "model.safetensors").exists():
+        processor.save_pretrained(folder)  # the processor as given, over an earlier build's
         return folder
     ids = processor.tokenizer.convert_tokens_to_ids
     text = QWEN2_VL_2B_TEXT | dict(bos_token_id=ids("<|endoftext|>"), eos_token_id=ids("<|im_end|>"),
@@ -275,7 +276,9 @@ def instrument(clock: MemoryClock, steps: list[float]):
 SIZES = {
     "cpu": dict(lora=True, generations=2, batch=2, accumulation=1, new_tokens=16, dtype="float32", bf16=False,
                 test_questions=2, steps=1, eval_batch=2),
-    "gpu": dict(lora=False, generations=8, batch=8, accumulation=2, new_tokens=512, dtype="bfloat16", bf16=True,
+    # one process without DeepSpeed: fp32 weights under bf16 autocast (bf16 weights would round lr 1e-6 away; the
+    # config check refuses them)
+    "gpu": dict(lora=False, generations=8, batch=8, accumulation=2, new_tokens=512, dtype="float32", bf16=True,
                 test_questions=32, steps=2, eval_batch=32),
 }
 
@@ -424,9 +427,8 @@ def main() -> None:
     if args.tokens_only:
         return
     clock = MemoryClock()
-    with clock.stage("build random Qwen2-VL-2B (once, bf16 on disk)"):
-        build_checkpoint(work / "qwen2vl2b-random", build_processor(cfg.model_init.min_pixels,
-                                                                    cfg.model_init.max_pixels))
+    with clock.stage("build random Qwen2-VL-2B (once, bf16 on disk)"):  # with the checkpoint's own pixel bounds
+        build_checkpoint(work / "qwen2vl2b-random", build_processor(cfg.family.min_pixels, cfg.family.max_pixels))
     import gc
 
     gc.collect()

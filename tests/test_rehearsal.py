@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import rehearsal  # noqa: E402
 
-PAPER = ["experiment=paper_qwen2vl_2b_pmcvqa", "wandb.mode=disabled"]
+PAPER = ["experiment=paper_qwen2vl_2b_pmcvqa", "wandb.mode=disabled", "model_init.dtype=float32"]  # one process: fp32
 VLLM_CONTEXT = "+method.objective.vllm_max_model_length"
 
 
