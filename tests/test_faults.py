@@ -29,7 +29,7 @@ def _history_steps(run_dir: Path) -> list[int]:
 
 # ------------------------------------------------- 1. a run resumed from its final checkpoint trains nothing --
 
-@pytest.mark.parametrize("lora", [False, True])
+@pytest.mark.parametrize("lora", [False, pytest.param(True, marks=pytest.mark.slow)])  # LoRA: the slow tier
 def test_a_run_resumed_from_its_final_checkpoint_trains_nothing_and_ends_as_the_unbroken_run(tiny_cache, tmp_path,
                                                                                             lora):
     """Killed after its last checkpoint (during the final evaluation): the rerun restores checkpoint-2 of 2
