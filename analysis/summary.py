@@ -57,10 +57,10 @@ def factorial_metric_sentences(effects: pd.DataFrame, metric: str = METRIC) -> l
         detectable = unresolved["detectable"].dropna()
         span = (f" (detectable: about {detectable.min():.1f} to {detectable.max():.1f} {unit})"
                 if not detectable.empty else "")
-        sentences.append(f"Not resolved: the other {len(unresolved)} of {len(rows)} contrasts{span}, every two-way "
-                         "interaction among them" if unresolved["term"].str.contains("×").sum()
-                         == rows["term"].str.contains("×").sum() else
-                         f"Not resolved: {len(unresolved)} of {len(rows)} contrasts{span}")
+        other = "the other " if resolved.any() else ""
+        every = (", every two-way interaction among them" if unresolved["term"].str.contains("×").sum()
+                 == rows["term"].str.contains("×").sum() else "")
+        sentences.append(f"Not resolved: {other}{len(unresolved)} of {len(rows)} contrasts{span}{every}")
         sentences[-1] += "."
     driven = rows[rows["one_cell"].fillna("") != ""]
     if not driven.empty:
