@@ -20,8 +20,10 @@ circle (pyproject.toml's import-linter contract; tests/test_import_layers.py run
 
 from medvqa_rl import batching
 from medvqa_rl.bookkeeping.grid_point_dirs import register_resolver
+from medvqa_rl.data import protocol_variants
 
 # On import of the package, not of __main__: joblib and submitit workers unpickle the task function
 # and resolve the job's folder (sweeps/_common.yaml) without running `python -m medvqa_rl`'s module.
 register_resolver()
 batching.register_resolver()  # method.gradient_accumulation_steps from the process count
+protocol_variants.register_resolver()  # test_sets=protocol: the run's dataset, blind and circular

@@ -17,9 +17,11 @@ from medvqa_rl.batching import matching_process_counts, process_count
 from medvqa_rl.bookkeeping.run_record import OPTIONAL_PACKAGES, installed_distribution
 from medvqa_rl.questions import QUESTION_MODES
 from medvqa_rl.data.splits import LOADERS
+from medvqa_rl.data.protocol_variants import config_variant_problem
 from medvqa_rl.data.synthetic import DATASETS, SHIFTS, is_synthetic
 from medvqa_rl.data.test_sets import name_problem
 from medvqa_rl.data.validation import ON_BAD_ROW
+from medvqa_rl.evaluation.sampled import sampling_problem
 from medvqa_rl.evaluation.vllm_generation import unsupported_decoding
 from medvqa_rl.judges.base import ON_FAILURE
 from medvqa_rl.judges.selection import judge_backend
@@ -42,6 +44,8 @@ def check_config(cfg: DictConfig) -> None:
     _check_dataset(cfg.dataset, "dataset")
     _check_test_sets(cfg)
     _check_eval_sizes(cfg)
+    if (problem := sampling_problem(cfg.eval)) is not None:  # eval.samples, eval.pass_k, eval.sampling.*
+        raise ConfigError(f"{problem[0]} {problem[1]}")
     _check_method(cfg)
     _check_model_init(cfg)
     _check_updates_survive(cfg)
@@ -58,6 +62,10 @@ def check_config(cfg: DictConfig) -> None:
 
 def _check_dataset(dataset: DictConfig, key: str) -> None:
     """A dataset config (the run's, or a test set's at `key`): a known loader and valid settings."""
+    if key == "dataset" and dataset.get("variant") is not None:
+        raise ConfigError(f"dataset.variant={dataset.get('variant')!r}: a protocol variant (blind, circular) applies to "
+                          "an extra test set (test_sets=protocol, or eval.test_sets.<name>.variant), not to the "
+                          "dataset a run trains on")
     if not is_synthetic(dataset) and dataset.get("name") not in LOADERS:
         raise ConfigError(f"{key}.name must be one of {(*DATASETS, *LOADERS)}, got {dataset.get('name')!r}")
     for name in ("train_size", "test_size"):
@@ -90,6 +98,8 @@ def _check_test_sets(cfg: DictConfig) -> None:
             raise ConfigError(f"eval.test_sets.{name} must be a dataset config "
                               f"(+dataset@eval.test_sets.{name}=<dataset option>), got {dataset!r}")
         _check_dataset(dataset, f"eval.test_sets.{name}")
+        if (problem := config_variant_problem(dataset, f"eval.test_sets.{name}")) is not None:
+            raise ConfigError(problem)
 
 
 def _check_wandb(cfg: DictConfig) -> None:

@@ -98,10 +98,11 @@ def _run(cfg: DictConfig, run_dir: str | Path, resume_from, provenance: dict | N
     def evaluate_set(policy, test_set: TestSet, engine) -> tuple[dict, list[dict]] | tuple[None, None]:
         """One test set's metrics and predictions (main process); every process takes a share."""
         return evaluate(policy, processor, test_set.records, batch_size=cfg.eval.batch_size,
-                        max_new_tokens=cfg.eval.max_new_tokens, similarity=similarity,
+                        max_new_tokens=cfg.eval.max_new_tokens,
+                        similarity=None if circular(test_set) else similarity,  # one per question, not rotation
                         judge=judge if judge_applies(judge, test_set) else None,
                         progress=cfg.eval.progress and main_process, generation=cfg.eval.generation, engine=engine,
-                        reasoning=cfg.reasoning.name, **sampled_settings(cfg))
+                        reasoning=cfg.reasoning.name, **sampled_settings(cfg, test_set))
 
     # eval.backend=vllm: an engine on the init's weights, started only if the init evaluation is not reused
     init_engine = vllm_evaluator(cfg, checkpoint, cfg.model_init.get("revision"))
@@ -207,10 +208,11 @@ def vllm_evaluator(cfg: DictConfig, checkpoint: str, revision: str | None = None
                          revision=revision, reasoning=cfg.reasoning.name)
 
 
-def sampled_settings(cfg: DictConfig) -> dict:
-    """evaluate()'s sampled-evaluation arguments from eval.samples, eval.sampling and eval.pass_k (off: samples None)."""
+def sampled_settings(cfg: DictConfig, test_set: TestSet | None = None) -> dict:
+    """evaluate()'s sampled-evaluation arguments from eval.samples, eval.sampling and eval.pass_k (off: samples None;
+    off on a circular set, whose rotations already ask each question several times)."""
     samples = cfg.eval.get("samples")
-    if not samples:
+    if not samples or (test_set is not None and circular(test_set)):
         return {"samples": None}
     pass_k = cfg.eval.get("pass_k")
     return {"samples": samples, "sampling": dict(cfg.eval.sampling), "pass_k": list(pass_k) if pass_k else None}
@@ -239,7 +241,14 @@ def judge_counts(rewards: list) -> tuple[int, int]:
 def judge_applies(judge, test_set: TestSet) -> bool:
     """Whether the evaluation's judge can score this set: the rule judge needs the synthetic images' ground-truth
     findings, so on a real extra test set (a synthetic run's) the set has no judge score."""
+    if circular(test_set):  # rotations of one question: judged once would need a fold of its own; not judged
+        return False
     return judge is not None and not (getattr(judge, "backend", None) == "rule" and not is_synthetic(test_set.config))
+
+
+def circular(test_set: TestSet) -> bool:
+    """Whether a test set is a circular variant (medvqa_rl/data/protocol_variants.py)."""
+    return test_set.config.get("variant") == "circular"
 
 
 def prefixed(test_set: TestSet, metrics: dict) -> dict:

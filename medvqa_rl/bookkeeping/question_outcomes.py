@@ -24,6 +24,9 @@ IN_DOMAIN = "in-domain"  # the runs' own test split, among the test sets (the ta
 PREDICTIONS = "predictions.jsonl"
 # The per-question scores kept in slim records and in the W&B outcomes Table (the tables' metrics per question).
 OUTCOME_FIELDS = ("correct", "well_formed", "completion_tokens", "judge_verdict", "similarity", "f1")
+# Kept in slim records too, not in the W&B outcomes Table (lists, not cells): a question's per-sample outcomes
+# (eval.samples: medvqa_rl/evaluation/sampled.py) and the image it asks about (question-level intervals cluster by it).
+ROW_FIELDS = ("samples_correct", "samples_answers", "image_key")
 WANDB_KEY = "test/outcomes"  # the W&B Table of every question's outcome: columns test_set, id, question_key, ...
 ASKED = ("question", "options", "answer_label", "answer_text")  # what identifies a question beyond its id
 
@@ -40,7 +43,8 @@ def question_key(prediction: dict) -> str:
 def outcome_row(prediction: dict) -> dict:
     """The fields of a prediction row the paired tests use (a slim record keeps just these)."""
     key = prediction.get("question_key") or question_key(prediction)
-    return {"id": prediction["id"], "question_key": key, **{k: prediction[k] for k in OUTCOME_FIELDS if k in prediction}}
+    return {"id": prediction["id"], "question_key": key,
+            **{k: prediction[k] for k in (*OUTCOME_FIELDS, *ROW_FIELDS) if k in prediction}}
 
 
 def pairing_key(row: dict) -> str:

@@ -16,8 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
+from medvqa_rl.data.protocol_variants import VariantError, apply_variant
 from medvqa_rl.data.splits import load_splits, load_test_split
 from medvqa_rl.data.validation import BadRowsError
 
@@ -66,6 +67,16 @@ def name_problem(name: str) -> str | None:
     return None
 
 
+def without_variant(set_cfg: DictConfig) -> DictConfig:
+    """A test set's dataset config without its protocol variant (medvqa_rl/data/protocol_variants.py): what loads the
+    records (and keys the record cache), whatever the variant does with them."""
+    if set_cfg.get("variant") is None:
+        return set_cfg
+    settings = OmegaConf.to_container(set_cfg, resolve=True)
+    settings.pop("variant")
+    return OmegaConf.create(settings)
+
+
 def load_run_data(cfg: DictConfig, training: bool, skipped: Counter) -> tuple[Sequence[dict] | None, list[TestSet]]:
     """(train records, or None when the run does not train; the test sets, in-domain first), every one validated
     and non-empty. Skipped and left-out rows are counted into `skipped`: the in-domain ones as <split>/<reason>,
@@ -78,8 +89,12 @@ def load_run_data(cfg: DictConfig, training: bool, skipped: Counter) -> tuple[Se
     sets = [TestSet(None, cfg.dataset, test)]
     for name, set_cfg in extra_configs(cfg).items():
         counts = Counter()
-        try:
-            sets.append(TestSet(name, set_cfg, load_test_split(set_cfg, counts, cfg.cache_dir)))
+        try:  # a protocol variant (blind, circular) asks the questions of the set it names another way
+            records = load_test_split(without_variant(set_cfg), counts, cfg.cache_dir)
+            sets.append(TestSet(name, set_cfg, apply_variant(records, set_cfg.get("variant"),
+                                                             f"eval.test_sets.{name}.variant")))
+        except VariantError as error:
+            raise BadRowsError(str(error)) from None
         except BadRowsError as error:  # named by the set's key, its settings too (not the run's dataset.*)
             message = re.sub(r"\bdataset\.(on_bad_row|questions)\b", rf"eval.test_sets.{name}.\1", str(error))
             raise BadRowsError(f"eval.test_sets.{name}: {message}") from None

@@ -8,17 +8,21 @@ from collections import defaultdict
 
 from medvqa_rl.questions import is_open
 from medvqa_rl.reasoning_formats import DEFAULT
+from medvqa_rl.data.protocol_variants import record_image_key
 from medvqa_rl.data.splits import findings_json
 from medvqa_rl.distributed import gather_shards, process_state, shard_bounds
 from medvqa_rl.models.generation import generate_greedy, stop_token_ids
+from medvqa_rl.evaluation.circular import circular_metrics, fold_rotations, is_circular
 from medvqa_rl.evaluation.perplexity import answer_examples, perplexity, target_nll
+from medvqa_rl.evaluation.sampled import generate_samples, sample_fields, sampled_metrics
 from medvqa_rl.rewards import answer_f1, is_correct, is_well_formed, parsed_answer, well_formed_reasoning
 from medvqa_rl.rewards.semantic import judge_items, judged_scores
 
 
 def evaluate(model, processor, records: list[dict], *, batch_size: int, max_new_tokens: int, similarity=None,
              judge=None, progress: bool = False, generation=None,
-             engine=None, reasoning: str = DEFAULT) -> tuple[dict, list[dict]] | tuple[None, None]:
+             engine=None, reasoning: str = DEFAULT, samples: int | None = None,
+             sampling=None, pass_k=None) -> tuple[dict, list[dict]] | tuple[None, None]:
     """Metrics and one prediction row per record, on the main process; (None, None) on the others.
 
     generation: the decoder's settings (eval.generation, GenerationConfig fields; default generation.GREEDY);
@@ -27,6 +31,9 @@ def evaluate(model, processor, records: list[dict], *, batch_size: int, max_new_
     weights generates with vLLM (eval.backend=vllm: same prompts, stop tokens and decoder). Everything else, the
     perplexity included, uses `model`. reasoning: the reasoning format (medvqa_rl/reasoning_formats.py) the prompts
     ask for and every score reads; without reasoning (none) pass no similarity or judge.
+    samples: eval.samples (None: off): that many completions per question besides the greedy one, drawn with
+    `sampling` (eval.sampling), scored into pass@k / maj@k at pass_k (eval.pass_k; None: 1, 2, 4, ..., samples;
+    medvqa_rl/evaluation/sampled.py; hf backend only).
 
     Keys: see summarize(); plus perplexity (of the gold answer after the model's own reasoning:
     perplexity.py). A prediction is `correct` when its letter is the label (closed question) or its answer
@@ -48,6 +55,9 @@ def evaluate(model, processor, records: list[dict], *, batch_size: int, max_new_
     reasonings = [well_formed_reasoning(text, reasoning) for text, _ in generated]
     nll = target_nll(model, processor, answer_examples(processor, share, reasonings, reasoning), batch_size)
     shards = gather_shards([(generated, nll)])
+    if samples:  # every process samples its share too, gathered in the same order
+        drawn = gather_shards(generate_samples(model, processor, share, batch_size, max_new_tokens, samples,
+                                               sampling or {}, False, reasoning))
     if not process_state().is_main_process:
         return None, None
     completions = [completion for part, _ in shards for completion in part]
@@ -68,6 +78,8 @@ def evaluate(model, processor, records: list[dict], *, batch_size: int, max_new_
             **({"f1": answer_f1(*scored)} if is_open(record) else {}),
             "well_formed": is_well_formed(text, reasoning),
             "completion_tokens": n_tokens,
+            "image_key": record_image_key(record),  # question-level intervals resample images (analysis)
+            **(sample_fields(drawn[len(predictions)], record, reasoning) if samples else {}),
         })
     if similarity is not None:
         references = [similarity_reference(r) for r in records]
@@ -78,7 +90,10 @@ def evaluate(model, processor, records: list[dict], *, batch_size: int, max_new_
         requests, failures = judge.requests, judge.failures
         for row, verdict in zip(predictions, judge_verdicts(judge, predictions, records, reasoning), strict=True):
             row["judge_verdict"] = verdict
-    metrics = summarize(predictions)
+    if is_circular(records):  # a circular set: one row per question, right only if every rotation is
+        predictions = fold_rotations(records, predictions)
+    metrics = summarize(predictions) | sampled_metrics(predictions, pass_k) | circular_metrics(predictions)
+    metrics["images"] = len({p["image_key"] for p in predictions})  # distinct images (the bootstrap's clusters)
     if judge is not None:  # this evaluation's share of the judge's counts (a cached verdict costs no request)
         metrics["judge/requests"], metrics["judge/failures"] = judge.requests - requests, judge.failures - failures
     metrics["perplexity"] = perplexity(sum(n for _, (n, _) in shards), sum(t for _, (_, t) in shards))
