@@ -49,7 +49,8 @@ def test_model_init_picks_the_family_checkpoint(family, base, instruct):
 
 def test_defaults_compose_the_embedded_run():
     cfg = compose_config()
-    assert [cfg[g].name for g in GROUPS] == ["instruct", "accuracy", "none", "grpo", "tiny", "synthetic", "grpo"]
+    assert [cfg[g].name for g in GROUPS] == ["instruct", "accuracy", "none", "grpo", "tiny", "synthetic", "grpo",
+                                             "think"]
     assert cfg.model_init.path is None  # the embedded tiny model
 
 
