@@ -17,6 +17,7 @@ from analysis.factorial import display as factorial_display
 from analysis.factorial import factorial_effects, write_factorial
 from analysis.factorial import note as factorial_note
 from analysis.plots import BAND_NOTE, CURVES, plot_curves, plot_forest, plot_interactions
+from analysis.pass_at_k import write_sharpening
 from analysis.summary import comparison_sentences, factorial_sentences
 from analysis.question_level import LABELS as QUESTION_LABELS
 from analysis.multiplicity import DEFAULT as DEFAULT_CORRECTION
@@ -90,6 +91,10 @@ def write_studies(runs: pd.DataFrame, history: pd.DataFrame, out: Path, outcomes
             written.append(out / f"{study.stem}_summary.md")
         result.plots = plot_curves(chosen, history, study.rows, study.title, out / "plots", study.stem)
         written += result.plots
+        # eval.samples: pass@k curves (init dashed, trained solid) and the sharpening summary, beside the figures
+        sharpened = write_sharpening(chosen, study.rows, study.title, study.stem, out)
+        result.figures += [p for p in sharpened if p.suffix == ".png"]
+        written += sharpened
         results.append(result)
     return results, written
 
