@@ -21,6 +21,7 @@ from analysis.records import run_dirs
 from medvqa_rl.bookkeeping.question_outcomes import PREDICTIONS, outcome_row, predictions_file, set_folders
 from medvqa_rl.bookkeeping.run_record import finished_record, read_jsonl
 
+INIT_PREDICTIONS = "init_predictions.jsonl"  # kept (slim) only when it holds sampled outcomes
 KEPT = ("metrics.json", "history.jsonl", "resolved_config.yaml", ".hydra")
 
 
@@ -33,14 +34,18 @@ def slim_run(run_dir: Path, target: Path) -> None:
         elif source.exists():
             shutil.copy2(source, target / name)
     for folder in set_folders(run_dir).values():
-        path = predictions_file(folder)
-        if path is None:
-            continue
-        out = target / folder.relative_to(run_dir) / f"{PREDICTIONS}.gz"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        # mtime=0: the same outcomes give the same bytes, so a rerun of this command changes no committed file.
-        with open(out, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f:
-            f.write("".join(json.dumps(outcome_row(r)) + "\n" for r in read_jsonl(path)).encode())
+        # init_predictions.jsonl too where it holds sampled outcomes (eval.samples): the sharpening summary pairs them
+        init = folder / INIT_PREDICTIONS
+        init_rows = read_jsonl(init) if init.exists() else []
+        for path, name in ((predictions_file(folder), PREDICTIONS),
+                           (init if init_rows and "samples_correct" in init_rows[0] else None, INIT_PREDICTIONS)):
+            if path is None:
+                continue
+            out = target / folder.relative_to(run_dir) / f"{name}.gz"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            # mtime=0: the same outcomes give the same bytes, so a rerun of this command changes no committed file.
+            with open(out, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f:
+                f.write("".join(json.dumps(outcome_row(r)) + "\n" for r in read_jsonl(path)).encode())
 
 
 def slim_records(source: Path, target: Path) -> list[Path]:

@@ -62,3 +62,16 @@ def test_cluster_bootstrap_resamples_images():
     assert wide.effect == pytest.approx(1.0)
     assert (wide.high - wide.low) > 1.5 * (narrow.high - narrow.low)
     assert list(clusters_of(["a", "b", "a", None, None])) == [0, 1, 0, 2, 3]
+
+
+def test_slim_records_keep_the_init_samples_the_sharpening_pairs(tmp_path):
+    from analysis.slim_records import slim_run
+
+    run = tmp_path / "run"
+    _write(run, "init_predictions.jsonl", [[True, False, False, False]] * 4)
+    _write(run, "predictions.jsonl", [[True, True, False, False]] * 4)
+    slim_run(run, tmp_path / "slim")
+    runs = pd.DataFrame([{"run": str(tmp_path / "slim"), "seed": 0, "test/pass@1": 50.0, "init/test/pass@1": 25.0}])
+    frame = sharpening(runs, ())
+    assert frame[frame["k"] == 1].iloc[0]["effect"] == pytest.approx(25.0)
+    assert frame[frame["k"] == 4].iloc[0]["effect"] == pytest.approx(0.0)
