@@ -48,19 +48,26 @@ QWEN2_VL_2B_VISION = dict(depth=32, embed_dim=1280, hidden_size=1536, mlp_ratio=
 MIN_PIXELS, MAX_PIXELS = 56 * 56, 28 * 28 * 1280  # Qwen2-VL's processor defaults
 
 
-def build_checkpoint(folder: Path, dtype: torch.dtype) -> Path:
-    """A random-weight Qwen2-VL-2B (architecture from the config above) with the tiny model's tokenizer, saved to
-    `folder` so that both transformers and vLLM load the same weights."""
-    from transformers import AutoProcessor, Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLImageProcessor
+def qwen2_vl_2b_config(tokenizer):
+    """Qwen2-VL-2B's published architecture (QWEN2_VL_2B_TEXT / _VISION) with `tokenizer`'s special-token ids."""
+    from transformers import Qwen2VLConfig
 
-    tiny = AutoProcessor.from_pretrained(SHIPPED_DIR / "instruct")
-    tokenizer = tiny.tokenizer
     ids = tokenizer.convert_tokens_to_ids
     text = QWEN2_VL_2B_TEXT | dict(bos_token_id=ids("<|endoftext|>"), eos_token_id=ids("<|im_end|>"),
                                    pad_token_id=ids("<|endoftext|>"))
-    config = Qwen2VLConfig(text_config=text, vision_config=QWEN2_VL_2B_VISION, tie_word_embeddings=True,
-                           image_token_id=ids("<|image_pad|>"), video_token_id=ids("<|video_pad|>"),
-                           vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"))
+    return Qwen2VLConfig(text_config=text, vision_config=QWEN2_VL_2B_VISION, tie_word_embeddings=True,
+                         image_token_id=ids("<|image_pad|>"), video_token_id=ids("<|video_pad|>"),
+                         vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"))
+
+
+def build_checkpoint(folder: Path, dtype: torch.dtype) -> Path:
+    """A random-weight Qwen2-VL-2B (architecture from the config above) with the tiny model's tokenizer, saved to
+    `folder` so that both transformers and vLLM load the same weights."""
+    from transformers import AutoProcessor, Qwen2VLForConditionalGeneration, Qwen2VLImageProcessor
+
+    tiny = AutoProcessor.from_pretrained(SHIPPED_DIR / "instruct")
+    tokenizer = tiny.tokenizer
+    config = qwen2_vl_2b_config(tokenizer)
     torch.manual_seed(0)
     with torch.device("cuda"):
         model = Qwen2VLForConditionalGeneration(config).to(dtype)

@@ -45,7 +45,7 @@ from PIL import Image, ImageDraw
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from capacity_estimate import QWEN2_VL_2B, eval_minutes, qwen2_vl_params, rollout_gb  # noqa: E402
-from gpu_vllm_throughput import QWEN2_VL_2B_TEXT, QWEN2_VL_2B_VISION  # noqa: E402
+from gpu_vllm_throughput import qwen2_vl_2b_config  # noqa: E402
 
 PAPER_STEPS, PAPER_TEST_QUESTIONS = 1250, 7000
 # Figure sizes (width, height) of the kind PMC-VQA's figures have: single panels, wide and tall multi-panel figures
@@ -151,17 +151,12 @@ def summarise(values: list[float]) -> dict:
 
 def build_checkpoint(folder: Path, processor) -> Path:
     """A random-weight Qwen2-VL-2B (published config; built and saved in bf16, ~4.4 GB) with `processor`, once."""
-    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
+    from transformers import Qwen2VLForConditionalGeneration
 
     if (folder / "model.safetensors.index.json").exists() or (folder / "model.safetensors").exists():
         processor.save_pretrained(folder)  # the processor as given, over an earlier build's
         return folder
-    ids = processor.tokenizer.convert_tokens_to_ids
-    text = QWEN2_VL_2B_TEXT | dict(bos_token_id=ids("<|endoftext|>"), eos_token_id=ids("<|im_end|>"),
-                                   pad_token_id=ids("<|endoftext|>"))
-    config = Qwen2VLConfig(text_config=text, vision_config=QWEN2_VL_2B_VISION, tie_word_embeddings=True,
-                           image_token_id=ids("<|image_pad|>"), video_token_id=ids("<|video_pad|>"),
-                           vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"))
+    config = qwen2_vl_2b_config(processor.tokenizer)
     torch.manual_seed(0)
     default = torch.get_default_dtype()
     torch.set_default_dtype(torch.bfloat16)  # half the memory of building in fp32

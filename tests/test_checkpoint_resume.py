@@ -4,7 +4,6 @@ where an unbroken run ends; the trained model is kept; checkpoints of another co
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import subprocess
 import sys
@@ -16,12 +15,13 @@ import torch
 from safetensors.torch import save_file
 
 from medvqa_rl.bookkeeping import checkpoints
-from medvqa_rl.bookkeeping.checkpoints import OWNER_FILE, TRAINER_DIR, mark_trainer_dir, resumable_checkpoint
+from medvqa_rl.bookkeeping.checkpoints import TRAINER_DIR, mark_trainer_dir, resumable_checkpoint
 from medvqa_rl.bookkeeping.provenance import reuse_key, run_provenance
 from medvqa_rl.reuse.resumable import resumable_run
 from medvqa_rl.run import run
 
 from .conftest import SMALL_RUN, SMALL_TINY, compose_config
+from .helpers.killed_runs import killed_after_checkpoint
 from .test_resumable import Recorder
 
 # ------------------------------------------------------------------ which checkpoint a rerun takes --
@@ -128,12 +128,7 @@ def test_a_run_resumed_from_its_checkpoint_ends_where_the_unbroken_run_ends(tiny
     unbroken = run(cfg, tmp_path / "unbroken")
     assert unbroken["train/resumed_from_step"] == 0 and unbroken["train/steps"] == 4
 
-    killed = tmp_path / "killed"
-    (killed / TRAINER_DIR).mkdir(parents=True)
-    shutil.copytree(tmp_path / "unbroken" / TRAINER_DIR / "checkpoint-2", killed / TRAINER_DIR / "checkpoint-2")
-    shutil.copy(tmp_path / "unbroken" / TRAINER_DIR / OWNER_FILE, killed / TRAINER_DIR)
-    for name in ("init_metrics.json", "init_predictions.jsonl"):
-        shutil.copy(tmp_path / "unbroken" / name, killed)
+    killed = killed_after_checkpoint(tmp_path / "unbroken", tmp_path / "killed", 2)
     resumed = resumable_run(run, cfg, killed)
     assert resumed["train/resumed_from_step"] == 2 and resumed["train/steps"] == 4
     assert _logged_steps(killed) == _logged_steps(tmp_path / "unbroken") == [1, 2, 3, 4]

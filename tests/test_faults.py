@@ -4,20 +4,19 @@ does about it. Marker `fault`; the cases that need CLI training runs are `slow` 
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from medvqa_rl.bookkeeping.checkpoints import OWNER_FILE, TRAINER_DIR
+from medvqa_rl.bookkeeping.checkpoints import TRAINER_DIR
 from medvqa_rl.reuse.resumable import resumable_run
 from medvqa_rl.run import run
 
 from .conftest import SMALL_RUN, SMALL_TINY, compose_config
+from .helpers.killed_runs import killed_after_checkpoint
 
 pytestmark = pytest.mark.fault
 
@@ -38,12 +37,7 @@ def test_a_run_resumed_from_its_final_checkpoint_trains_nothing_and_ends_as_the_
         "method.save_steps=2", "eval.similarity_model=null", "keep_checkpoints=true", f"cache_dir={tiny_cache}",
         f"method.lora.enabled={str(lora).lower()}", "eval.judge_score=false"])
     unbroken = run(cfg, tmp_path / "unbroken")
-    killed = tmp_path / "killed"
-    (killed / TRAINER_DIR).mkdir(parents=True)
-    shutil.copytree(tmp_path / "unbroken" / TRAINER_DIR / "checkpoint-2", killed / TRAINER_DIR / "checkpoint-2")
-    shutil.copy(tmp_path / "unbroken" / TRAINER_DIR / OWNER_FILE, killed / TRAINER_DIR)
-    for name in ("init_metrics.json", "init_predictions.jsonl"):
-        shutil.copy(tmp_path / "unbroken" / name, killed)
+    killed = killed_after_checkpoint(tmp_path / "unbroken", tmp_path / "killed", 2)
     assert (killed / TRAINER_DIR / "checkpoint-2" / "checksums.json").is_file()  # 11: the run's checkpoints carry one
     resumed = resumable_run(run, cfg, killed)
     assert resumed["train/resumed_from_step"] == 2
