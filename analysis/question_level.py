@@ -18,6 +18,13 @@ For each comparison, test set and metric (accuracy, judge score, similarity, com
    this design (analysis/detectable.py, the study's noise pooled over its comparisons);
 4. described beside it, deciding nothing: a paired bootstrap interval over questions (every seed's questions
    pooled) and exact McNemar tests (accuracy, one run per arm and seed), pooled and per seed.
+
+Questions that share an image (VQA-RAD, SLAKE: a scan asked about 5-10 times) are not independent: where the outcome
+rows carry image_key (records written since the evaluation stored it), a seed's SE of its mean difference is the
+cluster-robust one by image (analysis/clustered.py; the one-seed t then has df = images - 1), the bootstrap
+resamples images (pooled over seeds, an image is a cluster within its seed), and the row's note says how many images
+the test set has. With one question per image, or rows without image keys (older records: every question is its
+own cluster), the numbers are exactly the unclustered ones.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import logging
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from functools import cache
 from pathlib import Path
 
@@ -34,6 +42,7 @@ import pandas as pd
 
 from scipy import stats
 
+from analysis.clustered import cluster_bootstrap, cluster_se, clusters_of
 from analysis.detectable import Noise, minimum_detectable, noise
 from analysis.multiplicity import DEFAULT as DEFAULT_CORRECTION
 from analysis.multiplicity import TITLES as CORRECTION_TITLES
@@ -57,9 +66,12 @@ LABELS = ("factor", "level", "reference", "test_set", "metric")
 ALPHA = 1 - CONFIDENCE
 
 
-def note(correction: str = DEFAULT_CORRECTION, family: dict | None = None) -> str:
-    """The table's header line: what decides, the family ({metric: tests}), what is only described."""
+def note(correction: str = DEFAULT_CORRECTION, family: dict | None = None, clustered: bool = False) -> str:
+    """The table's header line: what decides, the family ({metric: tests}), what is only described; `clustered`:
+    some rows' questions share images (their SEs and bootstrap cluster by image)."""
     size = "" if not family else " (" + ", ".join(f"{m}: {n} tests" for m, n in family.items()) + ")"
+    by_image = ("; where questions share an image (the row's note gives the images), the question-level SEs are "
+                "cluster-robust by image and the bootstrap resamples images") if clustered else ""
     return ("verdicts on the questions both arms answered: effect = level − reference; 95% CI and p: with n ≥ 2 seeds "
             "the Hartung-Knapp random-effects estimate over the seeds' paired effects and their question-level SEs "
             "(t on df = n − 1; never narrower than the question noise allows), with n = 1 seed the paired t-test over "
@@ -69,7 +81,7 @@ def note(correction: str = DEFAULT_CORRECTION, family: dict | None = None) -> st
             "resolved when the adjusted p < 0.05; detectable: the difference this test finds with 80% power at this "
             "design (noncentral t, the study's seed and question noise pooled over its comparisons); described only, "
             "deciding nothing: question CI (paired bootstrap over every seed's questions pooled) and McNemar p (exact, "
-            "pooled over seeds; accuracy, one run per arm and seed)")
+            f"pooled over seeds; accuracy, one run per arm and seed){by_image}")
 
 
 NOTE = note()
@@ -79,13 +91,16 @@ NOTE = note()
 class Comparison:
     """One comparison's per-question differences on one test set and metric: `labels` (LABELS), `by_seed`
     ({seed: (differences level - reference, level values, reference values)}; empty when refused), `binary`
-    (0/1 outcomes of one run per arm and seed: McNemar applies), `refused` (why the arms cannot be paired)."""
+    (0/1 outcomes of one run per arm and seed: McNemar applies), `refused` (why the arms cannot be paired),
+    `clusters` ({seed: image cluster labels of its questions in by_seed's order}, only for the seeds whose questions
+    share images; the other seeds' questions are each their own cluster)."""
 
     labels: dict
     by_seed: dict
     binary: bool = False
     refused: str = ""
     dropped: str = ""  # seeds left out because they pair fewer combinations than the fullest seed
+    clusters: dict = dataclass_field(default_factory=dict)
 
 
 def comparisons(runs: pd.DataFrame, factors: tuple[str, ...], outcomes: OutcomeReader = local_outcomes,
@@ -117,13 +132,14 @@ def comparisons(runs: pd.DataFrame, factors: tuple[str, ...], outcomes: OutcomeR
                     labels = {"factor": factor, "level": level, "reference": ref, "test_set": test_set,
                               "metric": metric}
                     try:
-                        by_seed, binary = _seed_differences(complete, read, test_set, field, scale,
-                                                            f"{factor}={level} and {factor}={ref} runs")
+                        by_seed, binary, clusters = _seed_differences(complete, read, test_set, field, scale,
+                                                                      f"{factor}={level} and {factor}={ref} runs")
                     except UnpairedError as error:
                         log.warning("%s=%s vs %s on %s: %s", factor, level, ref, test_set, error)
                         yield Comparison(labels, {}, refused=str(error))
                         continue
-                    yield Comparison(labels, by_seed, binary and field == "correct", dropped=dropped)
+                    yield Comparison(labels, by_seed, binary and field == "correct", dropped=dropped,
+                                     clusters=clusters)
 
 
 def _complete_seeds(pairs: pd.DataFrame) -> tuple[pd.DataFrame, str]:
@@ -148,8 +164,8 @@ def question_level_effects(runs: pd.DataFrame, factors: tuple[str, ...], outcome
     family (tests adjusted together), noise ({(test set, metric): detectable.Noise})."""
     lacking: set = set()
     found = list(comparisons(runs, factors, outcomes, reference, lacking))
-    rows = [c.labels | ({"note": c.refused} if c.refused else _statistics(c.by_seed, c.binary, c.dropped))
-            for c in found]
+    rows = [c.labels | ({"note": c.refused} if c.refused
+                        else _statistics(c.by_seed, c.binary, c.dropped, c.clusters)) for c in found]
     frame = pd.DataFrame(rows, columns=[*LABELS, *_STAT_COLUMNS])
     pooled = {key: noise([c.by_seed for c in found if not c.refused
                           and (c.labels["test_set"], c.labels["metric"]) == key])
@@ -168,6 +184,7 @@ def question_level_effects(runs: pd.DataFrame, factors: tuple[str, ...], outcome
                                                     frame["detectable"], frame["metric"], frame["note"], strict=True)]
     frame = frame[[*LABELS, *_STAT_COLUMNS]]
     frame.attrs.update(without_outcomes=len(lacking), correction=correction, noise=pooled,
+                       clustered=any(c.clusters for c in found if not c.refused),
                        family={m: int(n) for m, n in frame.groupby("metric", sort=False)["family"].max().items()})
     if lacking:
         log.warning("%d run(s) hold no per-question outcomes (predictions.jsonl): their comparisons have no "
@@ -198,19 +215,32 @@ def _values(runs: list[str], read: Callable, test_set: str, field: str, scale: f
     return {k: float(np.mean([m[k] for m in maps])) for k in maps[0]}
 
 
+def _image_clusters(runs: list[str], read: Callable, test_set: str, keys: list[str]) -> np.ndarray | None:
+    """Cluster labels of the questions `keys` by the image_key the runs' outcome rows carry (the first run holding
+    one for a question), or None when no two of them share an image (one question per image, or no image keys:
+    older records), so the unclustered statistics apply unchanged."""
+    outcomes = [read(r)[test_set] for r in runs]
+    images = [next((o[k]["image_key"] for o in outcomes if o[k].get("image_key") is not None), None) for k in keys]
+    clusters = clusters_of(images)
+    return clusters if len(np.unique(clusters)) < len(keys) else None
+
+
 def _seed_differences(pairs: pd.DataFrame, read: Callable, test_set: str, field: str, scale: float,
-                      what: str) -> tuple[dict, bool]:
+                      what: str) -> tuple[dict, bool, dict]:
     """({seed: (per-question differences level - reference averaged over the seed's pairs, the first pair's level
     values, its reference values)}, whether every seed has one pair of single runs: then the values are 0/1
-    outcomes McNemar can test). Within a seed every arm must hold the same questions (UnpairedError); seeds may
-    differ (the synthetic data is drawn from the seed)."""
+    outcomes McNemar can test, {seed: image cluster labels in the differences' order} for the seeds whose questions
+    share images). Within a seed every arm must hold the same questions (UnpairedError); seeds may differ (the
+    synthetic data is drawn from the seed)."""
     per_seed: dict = {}
+    seed_runs: dict = {}
     for index, (level_runs, ref_runs) in zip(pairs.index, pairs.to_numpy(), strict=True):
         seed = index[-1] if isinstance(index, tuple) else index
         per_seed.setdefault(seed, []).append((_values(level_runs, read, test_set, field, scale),
                                               _values(ref_runs, read, test_set, field, scale),
                                               len(level_runs) == len(ref_runs) == 1))
-    by_seed = {}
+        seed_runs.setdefault(seed, []).extend([*level_runs, *ref_runs])
+    by_seed, clusters = {}, {}
     for seed, seed_pairs in per_seed.items():
         first = seed_pairs[0][0]
         for level_values, ref_values, _ in seed_pairs:
@@ -220,29 +250,62 @@ def _seed_differences(pairs: pd.DataFrame, read: Callable, test_set: str, field:
         array = lambda values: np.array([values[k] for k in keys])  # noqa: E731
         by_seed[seed] = (np.mean([array(a) - array(b) for a, b, _ in seed_pairs], axis=0),
                          array(seed_pairs[0][0]), array(seed_pairs[0][1]))
+        images = _image_clusters(seed_runs[seed], read, test_set, keys)
+        if images is not None:
+            clusters[seed] = images
     binary = all(len(p) == 1 and p[0][2] for p in per_seed.values())
-    return by_seed, binary
+    return by_seed, binary, clusters
 
 
-def _statistics(by_seed: dict, mcnemar: bool, dropped: str = "") -> dict:
+def _se(differences: np.ndarray, clusters: np.ndarray | None) -> float:
+    """The SE of the mean difference: cluster-robust by image where questions share one, else the ordinary one."""
+    return question_se(differences) if clusters is None else cluster_se(differences, clusters)
+
+
+def _bootstrap(differences: np.ndarray, clusters: np.ndarray | None):
+    """The descriptive interval: resampling images where questions share one, else questions."""
+    return paired_bootstrap(differences) if clusters is None else cluster_bootstrap(differences, clusters)
+
+
+def _pooled_clusters(differences: list[np.ndarray], clusters: list[np.ndarray | None]) -> np.ndarray | None:
+    """Cluster labels of every seed's questions pooled (an image is a cluster within its seed, as each seed's
+    question is a unit of the pooled bootstrap); None when no seed's questions share an image."""
+    if all(c is None for c in clusters):
+        return None
+    labels, offset = [], 0
+    for d, c in zip(differences, clusters, strict=True):
+        own = np.arange(len(d)) if c is None else np.unique(c, return_inverse=True)[1]
+        labels.append(own + offset)
+        offset += int(own.max()) + 1 if len(own) else 0
+    return np.concatenate(labels)
+
+
+def _statistics(by_seed: dict, mcnemar: bool, dropped: str = "", clusters: dict | None = None) -> dict:
     """The deciding estimate (seed_level at 2+ seeds; the paired t over questions at one), and the descriptive
-    question-level bootstrap and McNemar tests."""
+    question-level bootstrap and McNemar tests; `clusters` ({seed: image labels}, see Comparison) makes those seeds'
+    SEs cluster-robust and the bootstrap resample their images."""
     seeds = sorted(by_seed)
     differences = [np.asarray(by_seed[s][0], float) for s in seeds]
-    ses = np.array([question_se(d) for d in differences])
-    pooled = paired_bootstrap(np.concatenate(differences))
+    images = [(clusters or {}).get(s) for s in seeds]
+    ses = np.array([_se(d, c) for d, c in zip(differences, images, strict=True)])
+    pooled = _bootstrap(np.concatenate(differences), _pooled_clusters(differences, images))
     notes = [dropped] if dropped else []
+    if any(c is not None for c in images):
+        counts = [len(d) if c is None else len(np.unique(c)) for d, c in zip(differences, images, strict=True)]
+        notes.append(f"questions share images: {int(round(np.mean(counts)))} images for "
+                     f"{int(round(np.mean([len(d) for d in differences])))} questions (SEs cluster-robust, bootstrap "
+                     "over images)")
     if len(seeds) > 1:
         decided = seed_level(np.array([d.mean() for d in differences]), ses)
         effect, low, high, p, df, seed_sd = (decided.effect, decided.low, decided.high, decided.p_value, decided.df,
                                              decided.tau)
         notes += [decided.note] if decided.note else []
     else:
-        effect, low, high, p, df = _over_questions(differences[0])
+        effect, low, high, p, df = _over_questions(differences[0], images[0])
         seed_sd = float("nan")
     per_seed = []
-    for seed, d in zip(seeds, differences, strict=True):
-        interval = pooled if len(seeds) == 1 else paired_bootstrap(d)
+    for seed, d, c in zip(seeds, differences, images, strict=True):
+        interval = pooled if len(seeds) == 1 else _bootstrap(d, c)
         text = f"{seed}: {interval.effect:+.2f} [{interval.low:.2f}, {interval.high:.2f}]"
         if mcnemar:
             text += f" p={mcnemar_exact(by_seed[seed][1] > 0, by_seed[seed][2] > 0).p_value:.3g}"
@@ -260,12 +323,18 @@ def _statistics(by_seed: dict, mcnemar: bool, dropped: str = "") -> dict:
             "per_seed": "; ".join(per_seed), "note": "; ".join(notes)}
 
 
-def _over_questions(differences: np.ndarray) -> tuple[float, float, float, float, int]:
+def _over_questions(differences: np.ndarray,
+                    clusters: np.ndarray | None = None) -> tuple[float, float, float, float, int]:
     """(mean, 95% low, high, p, df) of the paired t-test over one seed's per-question differences: evaluation noise
-    only. A constant difference has no spread: its interval is the point and p is 1 (0) when it is (not) zero."""
-    mean, m = float(differences.mean()), len(differences)
-    se = question_se(differences)
+    only. With `clusters` (questions sharing images) the SE is cluster-robust by image and df = images - 1. A
+    constant difference has no spread: its interval is the point and p is 1 (0) when it is (not) zero; differences
+    that vary on a single image have no estimable SE (NaN interval and p)."""
+    mean = float(differences.mean())
+    m = len(differences) if clusters is None else len(np.unique(clusters))
+    se = _se(differences, clusters)
     if se == 0:
+        if m < 2 and np.any(differences != differences[0]):
+            return mean, float("nan"), float("nan"), float("nan"), m - 1
         return mean, mean, mean, 1.0 if mean == 0 else 0.0, m - 1
     crit = stats.t.ppf(0.5 + CONFIDENCE / 2, m - 1)
     p = float(2 * stats.t.sf(abs(mean / se), m - 1))
@@ -331,4 +400,5 @@ def write_question_level(frame: pd.DataFrame, study: Study, out_dir: Path) -> li
     title = f"{study.title}: verdicts (paired, per test set and metric)"
     return write_formats(frame, display(frame), display(frame, r"$\pm$", latex_escape), len(LABELS), title,
                          out_dir / f"{study.stem}_questions", note(frame.attrs.get("correction", DEFAULT_CORRECTION),
-                                                                     frame.attrs.get("family")))
+                                                                     frame.attrs.get("family"),
+                                                                     frame.attrs.get("clustered", False)))

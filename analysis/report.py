@@ -208,7 +208,8 @@ def _study_view(result: StudyResult, excluded: pd.DataFrame, out: Path) -> dict:
         "questions": (_html_table(questions_display(result.questions), len(QUESTION_LABELS))
                       if not result.questions.empty else None),
         "questions_note": questions_note(result.questions.attrs.get("correction", DEFAULT_CORRECTION),
-                                         result.questions.attrs.get("family")),
+                                         result.questions.attrs.get("family"),
+                                         result.questions.attrs.get("clustered", False)),
         "without_outcomes": result.questions.attrs.get("without_outcomes", 0),
         "summary": result.summary,
         "figures": [{"src": _link(p, out), "alt": p.stem} for p in result.figures],
