@@ -38,7 +38,7 @@ from medvqa_rl.training import NO_TRAINING, build_trainer
 from medvqa_rl.training.common import batch_description, examples_per_step
 from medvqa_rl.training.grpo import reward_functions
 from medvqa_rl.training.objectives import resolved_objective
-from medvqa_rl.training.preemption import PreemptionCallback, preemptible
+from medvqa_rl.training.preemption import PreemptionCallback, preemptible, raise_if_stopped
 from medvqa_rl.training.resume import restore_checkpoint_weights, restore_finished_training, training_finished_at
 
 log = logging.getLogger(__name__)
@@ -136,6 +136,7 @@ def _run(cfg: DictConfig, run_dir: str | Path, resume_from, provenance: dict | N
             restore_finished_training(trainer, str(resume_from))  # train() would run one step too many
         else:
             trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+        raise_if_stopped(preemption)  # stopped on SIGTERM at a step's end: no evaluation of a half-trained model
         judged_in_training = [after - before for before, after in zip(judged_before, judge_counts(rewards))]
         if cfg.save_model:  # every process: sharded (ZeRO-3, FSDP) weights are gathered for the save
             trainer.save_model(str(run_dir / MODEL_DIR))

@@ -93,6 +93,12 @@ def preemptible(callback: PreemptionCallback):
             handler = previous.get(signum)
             if callable(handler):
                 handler(signum, None)
+    raise_if_stopped(callback)
+
+
+def raise_if_stopped(callback: PreemptionCallback) -> None:
+    """Preempted when training stopped on a signal (its checkpoint saved): nothing after training may run then,
+    or the evaluation would score, record and clean up a run that did not reach max_steps."""
     if callback.stopped:
         cause = signal.Signals(callback.received[0]).name if callback.received else "another rank's signal"
         raise Preempted(f"stopped on {cause} after saving a checkpoint; rerun the same command to resume")
