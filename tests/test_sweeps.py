@@ -103,8 +103,11 @@ def test_small_sweep_tables_equal_the_means_of_the_run_records(tiny_cache, tmp_p
     accuracy = table.set_index("bias").loc["grpo", ["test/accuracy_mean", "test/accuracy_ci95"]]
     assert f"{accuracy.iloc[0]:.2f} ± {accuracy.iloc[1]:.2f}" in markdown
     assert (tmp_path / "tables" / "bias.tex").read_text().count(r"\midrule") == 1
+    # The training curves, TRL's diagnostics per level (entropy, clip ratio, equal-reward groups, KL) and the forest plot.
     assert {p.name for p in (tmp_path / "tables" / "plots").iterdir()} == {
-        "bias_by_bias_mean_reward.png", "bias_by_bias_completion_length.png", "bias_by_bias_train_accuracy.png"}
+        *(f"bias_by_bias_{curve}.png" for curve in ("mean_reward", "completion_length", "train_accuracy", "entropy",
+                                                     "clip_ratio", "frac_reward_zero_std", "kl")),
+        "bias_forest.png"}
     assert (tmp_path / "tables" / "index.html").is_file()
 
 
