@@ -15,7 +15,6 @@ it, or written by an older version) is not resumed.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -27,7 +26,7 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-from medvqa_rl.bookkeeping.provenance import differences
+from medvqa_rl.bookkeeping.provenance import differences, file_sha256
 from medvqa_rl.bookkeeping.run_record import read_json_object, write_json
 
 log = logging.getLogger(__name__)
@@ -63,7 +62,8 @@ def incomplete_reason(path: Path) -> str | None:
     if manifest is None:
         return f"no readable {MANIFEST} (killed while saving, or saved by an older version)"
     for name, digest in sorted(manifest.items()):
-        if not (path / name).is_file() or _sha256(path / name) != digest:
+        # No digest cache here: it is keyed by size and mtime, which a zeroed block keeps.
+        if not (path / name).is_file() or file_sha256(path / name) != digest:
             return f"{name} does not match its checksum in {MANIFEST} (lost or corrupt: a crash before it was flushed?)"
     for file in sorted(p for p in path.rglob("*") if p.is_file()):
         try:
@@ -94,14 +94,6 @@ def _check_safetensors(file: Path) -> None:
         raise ValueError("truncated tensor data")
 
 
-def _sha256(file: Path) -> str:
-    digest = hashlib.sha256()
-    with file.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -116,7 +108,7 @@ def write_manifest(checkpoint: Path) -> None:
     files = sorted(p for p in checkpoint.rglob("*") if p.is_file() and p.name != MANIFEST)
     for file in files:
         _fsync(file)
-    write_json(checkpoint / MANIFEST, {p.relative_to(checkpoint).as_posix(): _sha256(p) for p in files}, indent=1)
+    write_json(checkpoint / MANIFEST, {p.relative_to(checkpoint).as_posix(): file_sha256(p) for p in files}, indent=1)
     _fsync(checkpoint / MANIFEST)
     _fsync(checkpoint)  # the directory entries
 
