@@ -175,7 +175,8 @@ def _start(run_dir: Path, tiny_cache: str, cwd: Path) -> subprocess.Popen:
 
 
 def _wait_for_checkpoint(process: subprocess.Popen, run_dir: Path, timeout: float = 600) -> None:
-    marker = run_dir / TRAINER_DIR / "checkpoint-2" / "trainer_state.json"
+    # checksums.json is written last: a kill before it leaves checkpoint-2 incomplete, set aside on rerun
+    marker = run_dir / TRAINER_DIR / "checkpoint-2" / checkpoints.MANIFEST
     deadline = time.time() + timeout
     while not marker.exists():
         assert process.poll() is None, process.stderr.read()[-3000:]
