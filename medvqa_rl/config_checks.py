@@ -83,7 +83,11 @@ def _check_dataset(dataset: DictConfig, key: str) -> None:
 
 def _check_test_sets(cfg: DictConfig) -> None:
     """eval.test_sets: <name>: <dataset config>, each name usable in metric keys (the names are the mapping's keys:
-    two sets of one name cannot be composed, Hydra stops at the second)."""
+    two sets of one name cannot be composed, Hydra stops at the second); eval.extra_test_size null or a count."""
+    cap = cfg.eval.get("extra_test_size")
+    if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+        raise ConfigError(f"eval.extra_test_size must be null (each extra set's own test_size) or a positive "
+                          f"number of questions, got {cap!r}")
     test_sets = cfg.eval.get("test_sets")
     if test_sets is None:
         return

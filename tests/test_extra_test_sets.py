@@ -138,6 +138,7 @@ def test_an_unknown_or_twice_named_test_set_is_a_composition_error(overrides, er
     (["eval.test_sets.synthetic_ood.test_size=0"], "eval.test_sets.synthetic_ood.test_size must be a positive"),
     (["+dataset@eval.test_sets.rad=vqa_rad", "eval.test_sets.rad.questions=some"], "eval.test_sets.rad.questions"),
     (["+dataset@eval.test_sets.rad=vqa_rad", "eval.test_sets.rad.name=mimic"], "eval.test_sets.rad.name must be"),
+    (["eval.extra_test_size=0"], "eval.extra_test_size must be null"),
 ])
 def test_a_bad_test_set_setting_fails_before_loading(overrides, key, tmp_path, monkeypatch):
     _must_not_load_the_model(monkeypatch)
@@ -156,3 +157,25 @@ def test_the_cli_says_which_test_set_row_is_bad(tmp_path):
     assert done.returncode == 2, done.stderr[-2000:]
     assert "Error: " in done.stderr and "test-00000-of-00001.parquet:2: corrupt_image" in done.stderr
     assert "Traceback" not in done.stderr and json.loads((tmp_path / "run" / "failure.json").read_text())["status"] == "failed"
+
+
+def test_debug_smoke_shrinks_the_extra_test_sets_too(tmp_path):
+    """debug=smoke caps every extra set (eval.extra_test_size): the 500 out-of-distribution questions become the
+    first 32, the ids of the in-domain split's 32; a set already smaller keeps its size."""
+    cfg = compose_config(["debug=smoke", f"cache_dir={tmp_path}"])
+    _, sets = load_run_data(cfg, training=False, skipped=Counter())
+    assert [(s.name, len(s.records)) for s in sets] == [(None, 32), ("synthetic_ood", 32)]
+    assert [r["id"] for r in sets[1].records] == [r["id"] for r in sets[0].records]
+    cfg = compose_config(["eval.extra_test_size=600", f"cache_dir={tmp_path}"])
+    _, sets = load_run_data(cfg, training=False, skipped=Counter())
+    assert [(s.name, len(s.records)) for s in sets] == [(None, 1000), ("synthetic_ood", 500)]
+
+
+@pytest.mark.parametrize("overrides,recorded", [
+    ([], "synthetic_ood"), (["test_sets=none"], "none"), (["test_sets=protocol"], "blind+circular+synthetic_ood"),
+    (["test_sets=medical", "+dataset@eval.test_sets.ood=synthetic_ood"], "ood+path_vqa+slake+vqa_rad"),
+])
+def test_the_extra_test_sets_are_recorded_as_a_factor(overrides, recorded):
+    from medvqa_rl.tracking import factor_choices
+
+    assert factor_choices(compose_config(overrides))["test_sets"] == recorded

@@ -38,7 +38,7 @@ def init_eval_key(cfg: DictConfig, provenance: dict, test_records, dataset: Dict
         return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
 
     dataset = cfg.dataset if dataset is None else dataset
-    evaluation = {k: v for k, v in resolved(cfg.eval).items() if k not in ("progress", "test_sets")}
+    evaluation = {k: v for k, v in resolved(cfg.eval).items() if k not in ("progress", "test_sets", "extra_test_size")}
     judge = evaluation_judge_config(cfg)
     payload = {
         "checkpoint": provenance[PREFIX + "init"],

@@ -29,6 +29,7 @@ from medvqa_rl.bookkeeping.run_record import package_versions, write_cache_json
 from medvqa_rl.data.record_cache import LOADER_VERSION, source_fingerprint
 from medvqa_rl.data.sources import resolve_root
 from medvqa_rl.data.synthetic import is_synthetic
+from medvqa_rl.data.test_sets import extra_configs
 from medvqa_rl.digests import PACKAGE_DIR, json_digest as _sha, source_digest
 from medvqa_rl.models.loading import adapter_base, init_checkpoint
 from medvqa_rl.models.tiny_inits import RECIPE_VERSION
@@ -162,7 +163,7 @@ def run_provenance(cfg: DictConfig, processes: int, checkpoint: str | None = Non
     `provenance/...` keys of a record. checkpoint: the init folder or hub id (default: resolved from cfg)."""
     init, init_source = init_identity(cfg, checkpoint or init_checkpoint(cfg))
     data, data_source = data_identity(cfg.dataset)
-    test_sets = {name: data_identity(dataset) for name, dataset in (cfg.eval.get("test_sets") or {}).items()}
+    test_sets = {name: data_identity(dataset) for name, dataset in extra_configs(cfg).items()}
     if test_sets:  # the extra test sets' data (eval.test_sets) change the record as much
         data = _sha([data, {name: digest for name, (digest, _) in test_sets.items()}])
         data_source += "".join(f"; test set {name}: {source}" for name, (_, source) in test_sets.items())

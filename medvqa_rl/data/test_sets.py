@@ -53,9 +53,20 @@ class TestSet:
         return "in-domain test split" if self.name is None else f"test set {self.name}"
 
 
+def capped(set_cfg: DictConfig, cap: int | None) -> DictConfig:
+    """An extra set's dataset config with at most `cap` test questions (eval.extra_test_size; None: as it is)."""
+    if cap is None or (set_cfg.get("test_size") is not None and set_cfg.test_size <= cap):
+        return set_cfg
+    settings = OmegaConf.to_container(set_cfg, resolve=True)
+    settings["test_size"] = int(cap)
+    return OmegaConf.create(settings)
+
+
 def extra_configs(cfg: DictConfig) -> dict[str, DictConfig]:
-    """eval.test_sets: name -> dataset config, in the config's order."""
-    return dict((cfg.eval.get("test_sets") or {}).items())
+    """eval.test_sets: name -> dataset config, in the config's order, each with at most eval.extra_test_size test
+    questions."""
+    cap = cfg.eval.get("extra_test_size")
+    return {name: capped(set_cfg, cap) for name, set_cfg in (cfg.eval.get("test_sets") or {}).items()}
 
 
 def name_problem(name: str) -> str | None:
