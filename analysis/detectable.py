@@ -15,6 +15,8 @@ import numpy as np
 from scipy import stats
 from statsmodels.stats.power import TTestPower
 
+from analysis.clustered import cluster_se
+
 POWER = 0.8
 ALPHA = 0.05
 
@@ -37,14 +39,24 @@ class Noise:
     seed_df: int = 0
 
 
-def noise(by_seed_list: list[dict]) -> Noise:
-    """Question and seed variance from comparisons' {seed: (differences, ...)} (question_level.Comparison.by_seed).
-    The seed variance is pooled before subtracting the question noise (a per-comparison max(0, .) would bias it
-    upwards)."""
+def _question_variance(differences: np.ndarray, clusters: np.ndarray | None) -> float:
+    """The variance over questions of a per-question difference; where questions share images, the effective one
+    (questions x the cluster-robust SE squared: the design effect kept, so m questions of the same structure give
+    a mean difference of variance this / m)."""
+    if clusters is None:
+        return float(differences.var(ddof=1))
+    return len(differences) * cluster_se(differences, clusters) ** 2
+
+
+def noise(by_seed_list: list[dict], clusters_list: list[dict] | None = None) -> Noise:
+    """Question and seed variance from comparisons' {seed: (differences, ...)} (question_level.Comparison.by_seed),
+    and their {seed: image cluster labels} (Comparison.clusters; absent: one question per image). The seed variance
+    is pooled before subtracting the question noise (a per-comparison max(0, .) would bias it upwards)."""
     question, seeds, questions, between, between_df, within_per_mean = [], [], [], [], [], []
-    for by_seed in by_seed_list:
+    for by_seed, clusters in zip(by_seed_list, clusters_list or [{}] * len(by_seed_list), strict=True):
         differences = [np.asarray(v[0], float) for v in by_seed.values()]
-        within = float(np.mean([d.var(ddof=1) for d in differences]))
+        within = float(np.mean([_question_variance(d, clusters.get(seed))
+                                for d, seed in zip(differences, by_seed, strict=True)]))
         m = int(np.mean([len(d) for d in differences]))
         question.append(within)
         seeds.append(len(differences))

@@ -52,10 +52,10 @@ def study_noise(runs: pd.DataFrame, metric: str = "accuracy", test_set: str = IN
     """Noise of every study the runs fill, from its comparisons on the metric and test set (those with outcomes)."""
     found = {}
     for study, chosen in (pair for s in STUDIES for pair in study_versions(runs, s)):
-        by_seed = [c.by_seed for c in comparisons(chosen, study.rows) if not c.refused
-                   and c.labels["metric"] == metric and c.labels["test_set"] == test_set]
-        if by_seed:
-            found[study.stem] = noise(by_seed)
+        chosen_comparisons = [c for c in comparisons(chosen, study.rows) if not c.refused
+                              and c.labels["metric"] == metric and c.labels["test_set"] == test_set]
+        if chosen_comparisons:  # questions sharing an image count by their clusters (analysis/detectable.py)
+            found[study.stem] = noise([c.by_seed for c in chosen_comparisons], [c.clusters for c in chosen_comparisons])
     return found
 
 

@@ -167,8 +167,8 @@ def question_level_effects(runs: pd.DataFrame, factors: tuple[str, ...], outcome
     rows = [c.labels | ({"note": c.refused} if c.refused
                         else _statistics(c.by_seed, c.binary, c.dropped, c.clusters)) for c in found]
     frame = pd.DataFrame(rows, columns=[*LABELS, *_STAT_COLUMNS])
-    pooled = {key: noise([c.by_seed for c in found if not c.refused
-                          and (c.labels["test_set"], c.labels["metric"]) == key])
+    pooled = {key: noise(*zip(*[(c.by_seed, c.clusters) for c in found if not c.refused
+                                and (c.labels["test_set"], c.labels["metric"]) == key]))
               for key in {(c.labels["test_set"], c.labels["metric"]) for c in found if not c.refused}}
     # The family: the study's comparisons x test sets, one metric (accuracy and length answer different questions;
     # pooling them would let the secondary metrics dilute the primary one's verdicts).

@@ -109,3 +109,18 @@ def test_outcome_rows_keep_the_image_key_and_older_rows_read_without_one(tmp_pat
     root = _sweep(tmp_path / "slim", "shared", seeds=1, gz=True)  # dr_grpo's record is a slim-style .gz
     rows = local_outcomes(str(root / "bias=dr_grpo,seed=0"))["in-domain"].values()
     assert {r["image_key"] for r in rows} == {f"img-0-{j}" for j in range(IMAGES)}
+
+
+def test_the_wandb_outcomes_table_keeps_the_image_key_and_older_tables_read_without_one():
+    """Tables read back from W&B (analysis --wandb) cluster by image as the local records do."""
+    from medvqa_rl.bookkeeping.question_outcomes import outcome_table_rows, outcomes_from_table
+
+    predictions = {None: _rows(0, np.array([True, False]), 10.0, "shared")}
+    columns, data = outcome_table_rows(predictions)
+    assert "image_key" in columns
+    read = outcomes_from_table({"columns": columns, "data": data})["in-domain"]
+    assert [r["image_key"] for r in read.values()] == [p["image_key"] for p in predictions[None]]
+    assert [r["correct"] for r in read.values()] == [True, False]
+    keep = [i for i, c in enumerate(columns) if c != "image_key"]  # a Table logged before the column existed
+    older = outcomes_from_table({"columns": [columns[i] for i in keep], "data": [[row[i] for i in keep] for row in data]})
+    assert all("image_key" not in r for r in older["in-domain"].values())

@@ -59,6 +59,21 @@ def test_noise_separates_seed_from_question_variance():
     assert math.isnan(one_seed.seed_variance)
 
 
+def test_questions_sharing_an_image_count_as_fewer_in_the_noise():
+    """Five questions an image, their differences decided per image: the question noise is the effective one
+    (questions x the cluster-robust SE squared), about five times the naive variance, so more is detectable."""
+    rng = np.random.default_rng(1)
+    images, per_image = 400, 5
+    by_seed = {s: (np.repeat(rng.choice([-100.0, 0.0, 100.0], images), per_image), None, None) for s in range(3)}
+    clusters = {s: np.repeat(np.arange(images), per_image) for s in range(3)}
+    naive, clustered = noise([by_seed]), noise([by_seed], [clusters])
+    assert clustered.question_variance / naive.question_variance == pytest.approx(per_image, rel=0.05)
+    assert minimum_detectable(clustered, 3, 2000, seed_variance=0.0) > 2 * minimum_detectable(naive, 3, 2000,
+                                                                                              seed_variance=0.0)
+    one_per_image = {s: np.arange(images * per_image) for s in range(3)}
+    assert noise([by_seed], [one_per_image]).question_variance == pytest.approx(naive.question_variance, rel=1e-9)
+
+
 def test_the_command_prints_a_design_table_per_study(tmp_path, capsys):
     for seed in range(2):
         grpo, dr = _outcomes(seed, 0.3)

@@ -24,9 +24,10 @@ IN_DOMAIN = "in-domain"  # the runs' own test split, among the test sets (the ta
 PREDICTIONS = "predictions.jsonl"
 # The per-question scores kept in slim records and in the W&B outcomes Table (the tables' metrics per question).
 OUTCOME_FIELDS = ("correct", "well_formed", "completion_tokens", "judge_verdict", "similarity", "f1")
-# Kept in slim records too, not in the W&B outcomes Table (lists, not cells): a question's per-sample outcomes
-# (eval.samples: medvqa_rl/evaluation/sampled.py) and the image it asks about (question-level intervals cluster by it).
+# Kept in slim records too: a question's per-sample outcomes (eval.samples: medvqa_rl/evaluation/sampled.py; lists,
+# not W&B Table cells) and the image it asks about (question-level intervals cluster by it; a column of the Table).
 ROW_FIELDS = ("samples_correct", "samples_answers", "image_key")
+TABLE_FIELDS = (*OUTCOME_FIELDS, "image_key")  # the W&B outcomes Table's columns after test_set, id, question_key
 WANDB_KEY = "test/outcomes"  # the W&B Table of every question's outcome: columns test_set, id, question_key, ...
 ASKED = ("question", "options", "answer_label", "answer_text")  # what identifies a question beyond its id
 
@@ -76,8 +77,8 @@ def local_outcomes(run: str) -> Outcomes:
 
 def outcome_table_rows(predictions: dict) -> tuple[list[str], list[list]]:
     """(columns, rows) of the W&B outcomes Table from {test set (None or IN_DOMAIN: in-domain): prediction rows}."""
-    columns = ["test_set", "id", "question_key", *OUTCOME_FIELDS]
-    table = [[name or IN_DOMAIN, str(row["id"]), outcome["question_key"], *(outcome.get(k) for k in OUTCOME_FIELDS)]
+    columns = ["test_set", "id", "question_key", *TABLE_FIELDS]
+    table = [[name or IN_DOMAIN, str(row["id"]), outcome["question_key"], *(outcome.get(k) for k in TABLE_FIELDS)]
              for name, rows in predictions.items() for row in rows for outcome in [outcome_row(row)]]
     return columns, table
 
@@ -98,6 +99,6 @@ def outcomes_from_table(table: dict) -> Outcomes:
     for values in table["data"]:
         row = dict(zip(columns, values, strict=True))
         kept = {"id": str(row["id"]), "question_key": row["question_key"]} | {
-            k: row[k] for k in OUTCOME_FIELDS if row.get(k) is not None}
+            k: row[k] for k in TABLE_FIELDS if row.get(k) is not None}  # image_key: absent from older Tables
         found.setdefault(row["test_set"], {})[pairing_key(kept)] = kept
     return found
