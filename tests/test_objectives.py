@@ -99,3 +99,15 @@ def test_default_objective_is_unchanged(tmp_path):
     assert (args.loss_type, args.scale_rewards, args.beta, args.importance_sampling_level, args.epsilon,
             args.delta, args.use_bias_correction_kl) == ("grpo", "group", 0.1, "token", 0.2, None, False)
     assert (args.epsilon_high or args.epsilon) == 0.2
+
+
+def test_the_objectives_study_makes_the_clips_act():
+    """sweep=objectives takes two passes per generated batch (at one the ratio is 1 and the clip-based objectives
+    give one gradient); the command line can still ask for the on-policy grid."""
+    from medvqa_rl.config_checks import check_config
+
+    cfg = compose_config(["sweep=objectives", "bias=dapo"])
+    assert cfg.method.num_iterations == 2
+    check_config(cfg)
+    assert compose_config(["sweep=objectives", "method.num_iterations=1"]).method.num_iterations == 1
+    assert compose_config(["sweep=bias"]).method.num_iterations == 1  # the bias study stays on-policy
