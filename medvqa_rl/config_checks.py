@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import logging
 import os
 from pathlib import Path
 
@@ -31,6 +32,8 @@ from medvqa_rl.training import NO_TRAINING, TRAINERS
 from medvqa_rl.reasoning_formats import FORMATS, reasoning_format
 from medvqa_rl.training.objectives import objective_problem
 
+
+log = logging.getLogger(__name__)
 
 GRPO_CONFIG_FIELDS = frozenset(field.name for field in dataclasses.fields(GRPOConfig))
 
@@ -347,6 +350,11 @@ def _check_reasoning(cfg: DictConfig) -> None:
     name = cfg.reasoning.name
     if name not in FORMATS:
         raise ConfigError(f"reasoning.name must be one of {tuple(FORMATS)}, got {name!r}")
+    taught = _tiny_instruct_formats(cfg)
+    if taught is not None and name not in taught:  # a choice a researcher may make on purpose: said, not refused
+        log.warning("reasoning=%s: the tiny instruct was taught only %s, so it writes none of this layout's tags "
+                    "(no reward, nothing to learn); family.build.instruct.reasoning_formats=[think,none,after] (as "
+                    "sweep=reasoning sets) builds one taught all three", name, "/".join(taught))
     if reasoning_format(name).has_reasoning:
         return
     for group in ("length_reward", "reward"):
@@ -355,6 +363,19 @@ def _check_reasoning(cfg: DictConfig) -> None:
                 raise ConfigError(f"{group}={cfg[group].name} ({group}.functions.{function}) scores the reasoning, and "
                                   f"reasoning={name} writes none: choose reasoning=think or after, or drop the term "
                                   f"({'length_reward=none' if group == 'length_reward' else 'reward=accuracy'})")
+
+
+def _tiny_instruct_formats(cfg: DictConfig) -> list[str] | None:
+    """The reasoning formats the embedded tiny instruct of this run is built with (family.build.instruct), each a
+    known one; None when the run starts from anything else."""
+    if not cfg.family.get("embedded") or cfg.model_init.path is not None or cfg.model_init.name != "instruct":
+        return None
+    taught = list(cfg.family.build.instruct.get("reasoning_formats") or [])
+    unknown = [f for f in taught if f not in FORMATS]
+    if not taught or unknown:
+        raise ConfigError(f"family.build.instruct.reasoning_formats must list formats among {tuple(FORMATS)}, "
+                          f"got {taught!r}")
+    return taught
 
 
 def _check_length_rewards(cfg: DictConfig) -> None:

@@ -75,3 +75,45 @@ def test_family_class_comes_from_saved_config(family, cls, tmp_path):
     assert type(loaded) is cls
     outputs = generate_greedy(loaded, loaded_processor, records, batch_size=4, max_new_tokens=3)
     assert len(outputs) == 4 and all(n <= 3 for _, n in outputs)
+
+
+def test_the_reasoning_formats_option_keeps_the_shipped_key_and_shares_the_replies():
+    """family.build.instruct.reasoning_formats: [think] (the default) keys the build as before the option existed
+    (the shipped checkpoints still load); sweep=reasoning's [think, none, after] is another build, a third of its
+    replies in each layout, seeded."""
+    import copy
+    from collections import Counter
+
+    from medvqa_rl.models.shipped_tiny import shipped_build_info
+    from medvqa_rl.models.tiny_inits import _assign_formats
+
+    spec = OmegaConf.to_container(compose_config([]).family.build, resolve=True)
+    without = copy.deepcopy(spec)
+    del without["instruct"]["reasoning_formats"]
+    assert cache_key(spec) == cache_key(without) == shipped_build_info()["cache_key"]
+    taught = OmegaConf.to_container(compose_config(["sweep=reasoning"]).family.build, resolve=True)
+    assert taught["instruct"]["reasoning_formats"] == ["think", "none", "after"]
+    assert cache_key(taught) != cache_key(spec)
+
+    records = [{"id": i} for i in range(300)]
+    assigned = _assign_formats(records, ["think", "none", "after"], seed=0)
+    assert Counter(r["reasoning"] for r in assigned) == {"think": 100, "none": 100, "after": 100}
+    assert assigned == _assign_formats(records, ["think", "none", "after"], seed=0)
+    assert assigned != _assign_formats(records, ["think", "none", "after"], seed=1)
+    assert {r["reasoning"] for r in _assign_formats(records, ["think"], seed=0)} == {"think"}
+    with pytest.raises(KeyError, match="unknown reasoning format 'cot'"):
+        _assign_formats(records, ["cot"], seed=0)
+
+
+def test_an_unknown_taught_format_is_refused_and_an_untaught_one_is_said(caplog):
+    from medvqa_rl.config_checks import ConfigError, check_config
+
+    with pytest.raises(ConfigError, match=r"family\.build\.instruct\.reasoning_formats must list"):
+        check_config(compose_config(["family.build.instruct.reasoning_formats=[think,cot]"]))
+    with caplog.at_level("WARNING"):
+        check_config(compose_config(["reasoning=none"]))
+    assert "taught only think" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        check_config(compose_config(["reasoning=none", "sweep=reasoning"]))
+    assert "taught only" not in caplog.text

@@ -46,6 +46,7 @@ from medvqa_rl.models.supervised_stage import SupervisedExample, train_supervise
 from medvqa_rl.models.tiny_vlm import build_model, build_processor, train_tokenizer
 from medvqa_rl.prompts import (LETTERS, assistant_turn, chat_prompt, question_text, reference_completion,
                                reference_response)
+from medvqa_rl.reasoning_formats import DEFAULT as DEFAULT_FORMAT, reasoning_format
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +110,11 @@ def _set_aside(root: Path, reason: str) -> None:
 
 
 def cache_key(spec: dict) -> str:
-    """Stable digest of the tiny-model config and the build recipe."""
+    """Stable digest of the tiny-model config and the build recipe. The instruct's reasoning formats at their
+    default (the paper's alone) stay out of it: the key of every build made before the option existed."""
+    spec = copy.deepcopy(dict(spec))
+    if list(spec.get("instruct", {}).get("reasoning_formats", [DEFAULT_FORMAT])) == [DEFAULT_FORMAT]:
+        spec.get("instruct", {}).pop("reasoning_formats", None)
     return hashlib.sha256(json.dumps([RECIPE_VERSION, spec], sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -119,10 +124,11 @@ def _build(spec: dict, root: Path) -> None:
     captions = make_split("pretrain", pre["examples"], seed, image_size)
     instruct = _instruct_records(ins["examples"], ins["shuffled_fraction"], seed, image_size)
     instruct = _slip_letters(_vary_rationale_length(instruct, ins["verbose_fraction"], seed), ins["slip_fraction"], seed)
+    instruct = _assign_formats(instruct, ins.get("reasoning_formats", [DEFAULT_FORMAT]), seed)
 
     corpus = [report_text(r["findings"]) for r in captions]
-    corpus += [question_text(r["question"], r["options"]) for r in instruct]
-    corpus += [reference_response(r) for r in instruct]
+    corpus += [question_text(r["question"], r["options"], r["reasoning"]) for r in instruct]
+    corpus += [reference_response(r, r["reasoning"]) for r in instruct]
     corpus += ["user\n", "assistant\n"] * len(instruct)  # the chat roles, as often as a prompt
     tokenizer = train_tokenizer(corpus, spec["vocab_size"])
     processor = build_processor(tokenizer, image_size, arch["patch_size"], arch["merge_size"])
@@ -149,8 +155,8 @@ def _build(spec: dict, root: Path) -> None:
     del base
 
     instruct_examples = [
-        SupervisedExample(r["image"], chat_prompt(processor, r["question"], r["options"], r["image"]),
-                          assistant_turn(processor, reference_response(r)))
+        SupervisedExample(r["image"], chat_prompt(processor, r["question"], r["options"], r["image"], r["reasoning"]),
+                          assistant_turn(processor, reference_response(r, r["reasoning"])))
         for r in instruct
     ]
     instruct_losses = train_supervised(model, processor, instruct_examples, steps=ins["steps"],
@@ -216,6 +222,18 @@ def _vary_rationale_length(records: list[dict], verbose_fraction: float, seed: i
     rng = random.Random(f"verbose:{seed}")
     return [{**r, "rationale": VERBOSE_OPENING + r["rationale"]} if rng.random() < verbose_fraction else r
             for r in records]
+
+
+def _assign_formats(records: list[dict], formats: list[str], seed: int) -> list[dict]:
+    """Gives each record a reasoning format (medvqa_rl/reasoning_formats.py) of `formats`: its prompt asks for that
+    layout and its reply is in it. One format: every record (the default, the paper's alone); several: a seeded
+    equal share each, so the instruct follows whichever layout a prompt asks for (the reasoning study's init)."""
+    formats = [reasoning_format(name).name for name in formats]  # a KeyError names the known ones
+    if not formats:
+        raise ValueError("family.build.instruct.reasoning_formats: at least one reasoning format")
+    order = [formats[i % len(formats)] for i in range(len(records))]
+    random.Random(f"formats:{seed}").shuffle(order)
+    return [{**r, "reasoning": name} for r, name in zip(records, order, strict=True)]
 
 
 def _slip_letters(records: list[dict], slip_fraction: float, seed: int) -> list[dict]:
