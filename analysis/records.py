@@ -21,7 +21,7 @@ from omegaconf import OmegaConf
 from medvqa_rl.bookkeeping.checkpoints import checkpoints
 from medvqa_rl.bookkeeping.question_outcomes import (WANDB_KEY, OutcomeReader, Outcomes, local_outcomes,
                                                      outcomes_from_table)
-from medvqa_rl.factors import RECORDED_GROUPS, RECORDED_VALUES, test_sets_level
+from medvqa_rl.factors import RECORDED_GROUPS, RECORDED_VALUES, extra_sets_level
 from medvqa_rl.bookkeeping.run_record import FAILURE_FILE, METRICS, finished_record, read_json_object, read_jsonl
 
 log = logging.getLogger(__name__)
@@ -199,7 +199,7 @@ def scan_run_dirs(dirs: list[str | Path]) -> Records:
             status, detail, record, metrics = _unfinished(run_dir)
             factors = {f: metrics.get(f"factor/{f}", OmegaConf.select(cfg, f"{f}.name")) for f in FACTORS}
             if factors["test_sets"] is None and OmegaConf.select(cfg, "eval") is not None:  # records before it
-                factors["test_sets"] = test_sets_level(cfg.eval)
+                factors["test_sets"] = extra_sets_level(cfg.eval)
             sweep, group = _sweep(cfg), _wandb_group(cfg)
             projects.append((OmegaConf.select(cfg, "wandb.project"), OmegaConf.select(cfg, "wandb.entity")))
             for earlier, was, why, earlier_record, earlier_metrics in _set_aside(run_dir):

@@ -16,6 +16,6 @@ def kl_level(method) -> str:
     return str(float(method.beta)) if method.trainer == "grpo" else "none"
 
 
-def test_sets_level(eval_cfg) -> str:
+def extra_sets_level(eval_cfg) -> str:
     """factor/test_sets of a run: the names of eval.test_sets, sorted and joined by "+" ("none": its split only)."""
     return "+".join(sorted(eval_cfg.get("test_sets") or {})) or "none"

@@ -22,7 +22,7 @@ from medvqa_rl.bookkeeping.question_outcomes import WANDB_KEY, local_predictions
 from medvqa_rl.bookkeeping.run_record import read_jsonl
 from medvqa_rl.questions import gold_answer
 from medvqa_rl.data.splits import reward_columns
-from medvqa_rl.factors import RECORDED_GROUPS, kl_level, test_sets_level
+from medvqa_rl.factors import RECORDED_GROUPS, kl_level, extra_sets_level
 from medvqa_rl.judges.selection import judge_backend
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ def factor_choices(cfg: DictConfig) -> dict[str, str]:
     """The chosen option of every config group, plus the judge back end (reward and/or judge score; or "none"),
     GRPO's KL weight and the extra test sets (factor/beta, factor/test_sets: medvqa_rl/factors.py)."""
     return ({f: str(cfg[f].name) for f in RECORDED_GROUPS} | {"judge": judge_backend(cfg)}
-            | {"beta": kl_level(cfg.method), "test_sets": test_sets_level(cfg.eval)})
+            | {"beta": kl_level(cfg.method), "test_sets": extra_sets_level(cfg.eval)})
 
 
 WANDB_ID_FILE = "wandb_run_id.txt"
