@@ -17,15 +17,15 @@ METHODS = [("grpo", "67.6", "51.1"), ("sft_full", "58.3", "43.3"), ("sft_lora", 
            ("dpo", "40.1", "30.7"), ("none", "37.8", "28.7")]
 # (text in the README, verdict table, level, test set, metric, column, digits)
 NUMBERS = [
-    ("DPO (-27.5 points", "methods_questions.csv", "dpo", "in-domain", "accuracy", "effect", 1),
-    ("[-35.9, -19.0]", "methods_questions.csv", "dpo", "in-domain", "accuracy", ("low", "high"), 1),
-    ("instruct (-29.8)", "methods_questions.csv", "none", "in-domain", "accuracy", "effect", 1),
-    ("(Holm p 0.041)", "methods_questions.csv", "dpo", "in-domain", "accuracy", "p_adjusted", 3),
-    ("full SFT (-9.3", "methods_questions.csv", "sft_full", "in-domain", "accuracy", "effect", 1),
-    ("[-17.7, -0.9]", "methods_questions.csv", "sft_full", "in-domain", "accuracy", ("low", "high"), 1),
-    ("OOD -7.9)", "methods_questions.csv", "sft_full", "synthetic_ood", "accuracy", "effect", 1),
-    ("LoRA SFT (-19.1)", "methods_questions.csv", "sft_lora", "in-domain", "accuracy", "effect", 1),
-    ("about 14.3 points", "methods_questions.csv", "sft_full", "in-domain", "accuracy", "detectable", 1),
+    ("DPO (-27.5 points", "methods-v1_questions.csv", "dpo", "in-domain", "accuracy", "effect", 1),
+    ("[-35.9, -19.0]", "methods-v1_questions.csv", "dpo", "in-domain", "accuracy", ("low", "high"), 1),
+    ("instruct (-29.8)", "methods-v1_questions.csv", "none", "in-domain", "accuracy", "effect", 1),
+    ("(Holm p 0.041)", "methods-v1_questions.csv", "dpo", "in-domain", "accuracy", "p_adjusted", 3),
+    ("full SFT (-9.3", "methods-v1_questions.csv", "sft_full", "in-domain", "accuracy", "effect", 1),
+    ("[-17.7, -0.9]", "methods-v1_questions.csv", "sft_full", "in-domain", "accuracy", ("low", "high"), 1),
+    ("OOD -7.9)", "methods-v1_questions.csv", "sft_full", "synthetic_ood", "accuracy", "effect", 1),
+    ("LoRA SFT (-19.1)", "methods-v1_questions.csv", "sft_lora", "in-domain", "accuracy", "effect", 1),
+    ("about 14.3 points", "methods-v1_questions.csv", "sft_full", "in-domain", "accuracy", "detectable", 1),
     ("(+18.2 for", "init_questions.csv", "base", "in-domain", "accuracy", "effect", 1),
     ("(Holm p 0.028)", "init_questions.csv", "base", "in-domain", "accuracy", "p_adjusted", 3),
     ("semantic reward\n(-1.6)", "semantic_questions.csv", "semantic", "in-domain", "accuracy", "effect", 1),
@@ -41,11 +41,11 @@ NUMBERS = [
 ]
 # (verdict table, level, test set, metric, how the verdict the README gives it begins)
 VERDICTS = [
-    ("methods_questions.csv", "dpo", "in-domain", "accuracy", "lower: resolved at n = 3 seeds"),
-    ("methods_questions.csv", "none", "in-domain", "accuracy", "lower: resolved at n = 3 seeds"),
-    ("methods_questions.csv", "sft_full", "in-domain", "accuracy", "not resolved at n = 3 seeds"),
-    ("methods_questions.csv", "sft_full", "synthetic_ood", "accuracy", "not resolved at n = 3 seeds"),
-    ("methods_questions.csv", "sft_lora", "in-domain", "accuracy", "not resolved at n = 3 seeds"),
+    ("methods-v1_questions.csv", "dpo", "in-domain", "accuracy", "lower: resolved at n = 3 seeds"),
+    ("methods-v1_questions.csv", "none", "in-domain", "accuracy", "lower: resolved at n = 3 seeds"),
+    ("methods-v1_questions.csv", "sft_full", "in-domain", "accuracy", "not resolved at n = 3 seeds"),
+    ("methods-v1_questions.csv", "sft_full", "synthetic_ood", "accuracy", "not resolved at n = 3 seeds"),
+    ("methods-v1_questions.csv", "sft_lora", "in-domain", "accuracy", "not resolved at n = 3 seeds"),
     ("init_questions.csv", "base", "in-domain", "accuracy", "higher: resolved at n = 3 seeds"),
     ("semantic_questions.csv", "semantic", "in-domain", "accuracy", "not resolved at n = 3 seeds"),
     ("bias_questions.csv", "dr_grpo", "in-domain", "accuracy", "not resolved at n = 3 seeds"),
@@ -67,7 +67,7 @@ def _row(table: str, level: str, test_set: str, metric: str) -> pd.Series:
 
 @pytest.mark.parametrize(("method", "in_domain", "ood"), METHODS, ids=[m[0] for m in METHODS])
 def test_the_accuracy_table_is_the_methods_table(method, in_domain, ood):
-    frame = pd.read_csv(STUDIES / "methods.csv").set_index("method")
+    frame = pd.read_csv(STUDIES / "methods-v1.csv").set_index("method")
     assert f"{frame.loc[method, 'test/accuracy_mean']:.1f}" == in_domain
     assert f"{frame.loc[method, 'test/synthetic_ood/accuracy_mean']:.1f}" == ood
     lines = (ROOT / "README.md").read_text().split("## Results", 1)[1].splitlines()
@@ -110,10 +110,32 @@ def test_what_the_readme_says_of_the_factorial_is_its_model():
     assert set(resolved["term"]) == {"model_init"}  # "resolves only model_init"
     main = accuracy[(accuracy["term"] == "model_init") & (accuracy["test_set"] == "in-domain")].iloc[0]
     assert f"(+{main['effect']:.1f} points in-domain)" in _readme()
-    assert main["run_noise"].startswith("pooled 3-/4-way interactions")  # "against its pooled 3- and 4-way"
+    assert main["run_noise"].startswith("pooled 3-/4-way interactions and replicate seeds")  # "... and replicate seeds"
     assert not resolved["term"].str.contains("×").any()  # "no two-way interaction is resolved"
-    length = frame[(frame["metric"] == "completion_tokens") & (frame["p_eval"] < 0.05)]
-    driven = length["one_cell"].fillna("").str.startswith("instruct/accuracy/none/grpo:")
-    assert set(length.loc[~driven, "term"]) == {"model_init"}  # "drives every length effect but model_init's"
-    assert "drives every length effect but `model_init`'s" in _readme()
+    runs = pd.read_csv(STUDIES / "runs.csv")
+    factorial = runs[runs["sweep"] == "factorial"]
+    per_seed = factorial.groupby("seed").size().to_dict()
+    assert per_seed[0] == 24 and 0 < sum(n for seed, n in per_seed.items() if seed != 0) < 48  # "a few ... so far"
+    assert "24 arms at seed 0, a few at seeds 1 and 2 so far" in _readme()
     assert "`model_init` (+" in _readme() and "no two-way interaction is resolved" in _readme()
+
+
+def test_what_the_readme_says_of_the_evaluation_protocol_is_the_methods_v2_tables():
+    """The sharpening, blind and circular sentences: methods-v2's sharpening table, its arm table, its verdicts."""
+    readme = _readme()
+    sharpening = pd.read_csv(STUDIES / "methods-v2_sharpening.csv")
+    grpo = sharpening[(sharpening["arm"] == "method=grpo") & (sharpening["test_set"] == "in-domain")].set_index("k")
+    first, last = grpo.loc[1], grpo.loc[grpo.index.max()]
+    assert grpo.index.max() == 8
+    assert f"pass@1 +{first['effect']:.1f} points in-domain [+{first['low']:.1f}, +{first['high']:.1f}]" in readme
+    assert f"pass@8 +{last['effect']:.1f} [{last['low']:+.1f}, +{last['high']:.1f}]" in readme
+    assert f"right answer among 8 samples for {last['init']:.1f}% of questions" in readme
+    arms = pd.read_csv(STUDIES / "methods-v2.csv").set_index("method")
+    blind, circular = arms["test/blind/accuracy_mean"], arms["test/circular/accuracy_mean"]
+    assert f"blind, every arm scores {blind.min():.1f} to {blind.max():.1f}%" in readme
+    assert f"circular accuracy (right in every rotation) is {circular.min():.1f} to {circular.max():.1f}%" in readme
+    assert (arms["test/accuracy_mean"].round(1).astype(str).to_dict()
+            == pd.read_csv(STUDIES / "methods-v1.csv").set_index("method")["test/accuracy_mean"].round(1)
+            .astype(str).to_dict())  # "greedy accuracy as above"
+    dpo = _row("methods-v2_questions.csv", "dpo", "in-domain", "accuracy")
+    assert dpo["verdict"].startswith("not resolved") and f"(Holm p {dpo['p_adjusted']:.3f})" in readme
