@@ -367,15 +367,16 @@ def _check_reasoning(cfg: DictConfig) -> None:
 
 def _tiny_instruct_formats(cfg: DictConfig) -> list[str] | None:
     """The reasoning formats the embedded tiny instruct of this run is built with (family.build.instruct), each a
-    known one; None when the run starts from anything else."""
-    if not cfg.family.get("embedded") or cfg.model_init.path is not None or cfg.model_init.name != "instruct":
+    known one (checked whichever stage the run starts from: the build makes both); None when the run starts from
+    anything but the tiny instruct."""
+    if not cfg.family.get("embedded") or cfg.model_init.path is not None:
         return None
     taught = list(cfg.family.build.instruct.get("reasoning_formats") or [])
     unknown = [f for f in taught if f not in FORMATS]
     if not taught or unknown:
         raise ConfigError(f"family.build.instruct.reasoning_formats must list formats among {tuple(FORMATS)}, "
                           f"got {taught!r}")
-    return taught
+    return taught if cfg.model_init.name == "instruct" else None
 
 
 def _check_length_rewards(cfg: DictConfig) -> None:

@@ -110,6 +110,8 @@ def test_an_unknown_taught_format_is_refused_and_an_untaught_one_is_said(caplog)
 
     with pytest.raises(ConfigError, match=r"family\.build\.instruct\.reasoning_formats must list"):
         check_config(compose_config(["family.build.instruct.reasoning_formats=[think,cot]"]))
+    with pytest.raises(ConfigError, match=r"family\.build\.instruct\.reasoning_formats must list"):
+        check_config(compose_config(["model_init=base", "family.build.instruct.reasoning_formats=[]"]))
     with caplog.at_level("WARNING"):
         check_config(compose_config(["reasoning=none"]))
     assert "taught only think" in caplog.text
