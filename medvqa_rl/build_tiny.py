@@ -18,7 +18,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from medvqa_rl.models.shipped_tiny import SHIPPED_DIR, ship
-from medvqa_rl.models.tiny_inits import RECIPE_VERSION, built_root, cache_key, read_build_log
+from medvqa_rl.models.tiny_inits import RECIPE_VERSION, built_root, cache_key, keyed_spec, read_build_log
 from medvqa_rl.bookkeeping.run_record import package_versions
 
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     with tempfile.TemporaryDirectory() as scratch:
         root = built_root(spec, scratch)
-        info = {"cache_key": cache_key(spec), "recipe_version": RECIPE_VERSION, "family_build": spec,
+        info = {"cache_key": cache_key(spec), "recipe_version": RECIPE_VERSION, "family_build": keyed_spec(spec),
                 "versions": package_versions(), "build": read_build_log(root)}
         shipped = ship(root, info, args.ship_dir)
     print(json.dumps({"shipped": str(shipped), **info}, indent=2))

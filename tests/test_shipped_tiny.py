@@ -24,7 +24,7 @@ from medvqa_rl.models.shipped_tiny import (
     shipped_build_info,
     shipped_checkpoint,
 )
-from medvqa_rl.models.tiny_inits import PROBE_QUESTIONS, RECIPE_VERSION, cache_key, tiny_checkpoint
+from medvqa_rl.models.tiny_inits import PROBE_QUESTIONS, RECIPE_VERSION, cache_key, keyed_spec, tiny_checkpoint
 from medvqa_rl.rewards import answer_letter, is_well_formed
 
 from .conftest import compose_config
@@ -54,7 +54,7 @@ def test_build_info_records_config_versions_and_probe():
     info = shipped_build_info()
     assert info["cache_key"] == cache_key(default_spec())
     assert info["recipe_version"] == RECIPE_VERSION
-    assert info["family_build"] == default_spec()
+    assert info["family_build"] == keyed_spec(default_spec())
     assert {"torch", "transformers", "trl", "python"} <= set(info["versions"])
     assert {f"{stage}/model.safetensors" for stage in ("base", "instruct")} <= set(info["files"])
     probe = info["build"][f"instruct_probe_{PROBE_QUESTIONS}"]

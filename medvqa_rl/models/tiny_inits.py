@@ -109,13 +109,18 @@ def _set_aside(root: Path, reason: str) -> None:
             shutil.move(str(root / stage), aside / stage)
 
 
-def cache_key(spec: dict) -> str:
-    """Stable digest of the tiny-model config and the build recipe. The instruct's reasoning formats at their
-    default (the paper's alone) stay out of it: the key of every build made before the option existed."""
+def keyed_spec(spec: dict) -> dict:
+    """The tiny-model config as the cache key and the build's record see it. The instruct's reasoning formats
+    at their default (the paper's alone) stay out: the key of every build made before the option existed."""
     spec = copy.deepcopy(dict(spec))
     if list(spec.get("instruct", {}).get("reasoning_formats", [DEFAULT_FORMAT])) == [DEFAULT_FORMAT]:
         spec.get("instruct", {}).pop("reasoning_formats", None)
-    return hashlib.sha256(json.dumps([RECIPE_VERSION, spec], sort_keys=True).encode()).hexdigest()[:16]
+    return spec
+
+
+def cache_key(spec: dict) -> str:
+    """Stable digest of the tiny-model config (keyed_spec) and the build recipe."""
+    return hashlib.sha256(json.dumps([RECIPE_VERSION, keyed_spec(spec)], sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _build(spec: dict, root: Path) -> None:
