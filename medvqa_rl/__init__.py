@@ -15,7 +15,7 @@ circle (pyproject.toml's import-linter contract; tests/test_import_layers.py run
 11. data: loaders, validation, record caches, test sets;
 12. prompts: the chat prompt and reference completion of a record;
 13. helpers with no project imports: questions, decoding, distributed, factors, digests, batching, reasoning_formats
-    (where the reasoning goes: the prompts' and the rewards' one layout).
+    (where the reasoning goes: the prompts' and the rewards' one layout), cache_entries (a corrupt entry set aside).
 """
 
 from medvqa_rl import batching

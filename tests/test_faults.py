@@ -392,3 +392,35 @@ def test_a_checkpoint_with_a_zeroed_block_fails_its_checksum_and_the_previous_is
     assert "model.safetensors does not match its checksum" in caplog.text
     (tmp_path / TRAINER_DIR / "checkpoint-2" / "checksums.json").unlink()  # killed before its manifest
     assert resumable_checkpoint(tmp_path, ABC) is None
+
+
+@pytest.mark.parametrize("damage", ['{"metrics": {"test/acc', "", '{"metrics": {}}'])
+def test_a_corrupt_init_evaluation_entry_is_named_set_aside_and_recomputed(tmp_path, caplog, damage):
+    from medvqa_rl.bookkeeping.init_cache import CACHE_FOLDER, read_cached_init_eval, write_cached_init_eval
+
+    write_cached_init_eval(str(tmp_path), "k", {"test/accuracy": 40.0}, [{"id": "q1", "correct": True}])
+    entry = tmp_path / CACHE_FOLDER / "k.json"
+    assert read_cached_init_eval(str(tmp_path), "k") == ({"test/accuracy": 40.0}, [{"id": "q1", "correct": True}])
+    entry.write_text(damage)  # cut off, emptied, or missing its predictions
+    assert read_cached_init_eval(str(tmp_path), "k") is None  # the caller evaluates again
+    assert any(str(entry) in r.getMessage() and "set aside" in r.getMessage() for r in caplog.records)
+    (aside,) = (tmp_path / CACHE_FOLDER).glob("k.json.corrupt-*")
+    assert aside.read_text() == damage and not entry.exists()  # kept for inspection; the next write replaces it
+
+
+def test_a_corrupt_digest_entry_is_named_set_aside_and_recomputed(tmp_path, caplog):
+    import hashlib
+
+    from medvqa_rl.bookkeeping.provenance import file_sha256
+
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(b"weights" * 1000)
+    truth = hashlib.sha256(weights.read_bytes()).hexdigest()
+    cache = tmp_path / "cache"
+    assert file_sha256(weights, cache) == truth
+    assert not [r for r in caplog.records if "digest" in r.getMessage()]  # a missing entry is no fault: no warning
+    (entry,) = (cache / "digests").glob("*.json")
+    entry.write_text('{"sha2')
+    assert file_sha256(weights, cache) == truth
+    assert any(str(entry) in r.getMessage() and "set aside" in r.getMessage() for r in caplog.records)
+    assert len(list((cache / "digests").glob(f"{entry.name}.corrupt-*"))) == 1 and entry.exists()  # rewritten

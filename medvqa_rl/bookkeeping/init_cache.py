@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from medvqa_rl.judges.selection import evaluation_judge_config
 from medvqa_rl.bookkeeping.provenance import PREFIX, SCORING_SOURCES, data_identity, source_digest
 from medvqa_rl.bookkeeping.run_record import package_versions, write_cache_json
+from medvqa_rl.cache_entries import set_aside
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +69,9 @@ def read_cached_init_eval(cache_dir: str, key: str) -> tuple[dict, list[dict]] |
         return cached["metrics"], cached["predictions"]
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, KeyError, TypeError) as error:  # cut off or garbled: recomputed and rewritten
-        log.warning("init-evaluation cache entry %s cannot be read (%s: %s); recomputing it", path,
-                    type(error).__name__, error)
+    except (OSError, ValueError, KeyError, TypeError) as error:  # cut off or garbled: set aside, recomputed
+        log.warning("init-evaluation cache entry %s cannot be read (%s: %s); set aside as %s and recomputed", path,
+                    type(error).__name__, error, set_aside(path))
         return None
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from medvqa_rl.bookkeeping.run_record import package_versions, write_cache_json
+from medvqa_rl.cache_entries import set_aside
 from medvqa_rl.data.record_cache import LOADER_VERSION, source_fingerprint
 from medvqa_rl.data.sources import resolve_root
 from medvqa_rl.data.synthetic import is_synthetic
@@ -94,8 +95,11 @@ def file_sha256(path: Path, cache_dir: str | Path | None = None) -> str:
         entry = Path(cache_dir).expanduser() / "digests" / f"{_sha([str(path), stat.st_size, stat.st_mtime_ns])}.json"
         try:
             return json.loads(entry.read_text())["sha256"]
-        except (OSError, ValueError, KeyError, TypeError):  # missing, cut off or garbled: computed again
+        except FileNotFoundError:
             pass
+        except (OSError, ValueError, KeyError, TypeError) as error:  # cut off or garbled: set aside, computed again
+            log.warning("digest cache entry %s cannot be read (%s: %s); set aside as %s and computed again", entry,
+                        type(error).__name__, error, set_aside(entry))
     digest = hashlib.sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 22), b""):

@@ -27,7 +27,6 @@ import logging
 import os
 import shutil
 import tempfile
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Callable
@@ -35,6 +34,7 @@ from typing import Callable
 from datasets import Dataset, DatasetDict
 from filelock import FileLock
 
+from medvqa_rl.cache_entries import set_aside
 from medvqa_rl.digests import source_digest
 
 log = logging.getLogger(__name__)
@@ -106,13 +106,8 @@ def _load(entry: Path) -> tuple[DatasetDict, Counter] | None:
             split.data.validate(full=True)
         return splits, skipped
     except Exception as error:  # noqa: BLE001 - whatever the damage, the entry is rebuilt from the source files
-        aside = entry.with_name(f"{entry.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
         log.warning("dataset cache entry %s cannot be read (%s: %s); set aside as %s and rebuilt", entry,
-                    type(error).__name__, error, aside)
-        try:
-            os.rename(entry, aside)
-        except OSError:
-            shutil.rmtree(entry, ignore_errors=True)
+                    type(error).__name__, error, set_aside(entry))
         return None
 
 
