@@ -154,6 +154,8 @@ def sharpening(runs: pd.DataFrame, factors: tuple[str, ...]) -> pd.DataFrame:
 
 def write_sharpening(runs: pd.DataFrame, factors: tuple[str, ...], title: str, stem: str, out: Path) -> list[Path]:
     """<stem>_sharpening.{md,csv} and the pass@k plots under out/plots; nothing when no run sampled."""
+    # A table built over several studies holds every study's columns: a study's own runs sampled where a value is set.
+    runs = runs.dropna(axis=1, how="all")
     if not pass_columns(runs.columns):
         return []
     written = plot_pass_at_k(runs, factors, title, out / "plots", stem)

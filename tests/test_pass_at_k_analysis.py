@@ -75,3 +75,11 @@ def test_slim_records_keep_the_init_samples_the_sharpening_pairs(tmp_path):
     frame = sharpening(runs, ())
     assert frame[frame["k"] == 1].iloc[0]["effect"] == pytest.approx(25.0)
     assert frame[frame["k"] == 4].iloc[0]["effect"] == pytest.approx(0.0)
+
+
+def test_a_study_whose_runs_did_not_sample_draws_no_pass_at_k_plot(tmp_path):
+    # Tables built over several studies carry every study's columns: here the pass@k ones are all empty.
+    runs = pd.DataFrame([{"run": str(tmp_path / "run"), "seed": 0, "bias": "grpo", "test/accuracy": 60.0,
+                          "test/pass@1": np.nan, "test/blind/pass@8": np.nan, "init/test/pass@1": np.nan}])
+    assert write_sharpening(runs, ("bias",), "Bias", "bias", tmp_path / "out") == []
+    assert not (tmp_path / "out").exists()
