@@ -178,8 +178,10 @@ def test_paper_studies_script_runs_a_study_and_writes_its_tables(tiny_cache, tmp
     import subprocess
 
     script = Path(CONF_DIR).parent / "sweeps" / "paper_studies.sh"
-    env = {**os.environ, "STUDIES": "bias", "RUNS": str(tmp_path / "runs"), "TABLES": str(tmp_path / "tables"),
-           "WANDB_SILENT": "true"}
+    # The script calls `python`: the interpreter running these tests, also where its venv is used without activating it.
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    env = {**os.environ, "PATH": path, "STUDIES": "bias", "RUNS": str(tmp_path / "runs"),
+           "TABLES": str(tmp_path / "tables"), "WANDB_SILENT": "true"}
     result = subprocess.run(["bash", str(script), "seed=0", *SMALL_TINY, *ONE_STEP_RUN, "eval.similarity_model=null",
                              f"cache_dir={tiny_cache}", "eval.progress=false"],
                             capture_output=True, text=True, cwd=tmp_path, env=env)
