@@ -121,10 +121,10 @@ def main(argv: list[str] | None = None) -> None:
         if code != 0:
             print(f"{name} failed ({code}):\n{tail}", file=sys.stderr)
             continue
-        print(f"{name}: {minutes(seconds)}", flush=True)
+        print(f"{name}: {minutes(seconds)}; its last lines:\n{tail[-600:]}", flush=True)  # what a user would see
         rows[name] = dict(what=what, command=template, seconds=round(seconds, 1), how="measured",
                           date=date.today().isoformat(), machine=machine(),
-                          note=args.note + (" (fresh venv)" if python != args.python and name != "install" else ""))
+                          note=(args.note + (" (fresh venv)" if python != args.python and name != "install" else "")).strip())
     shutil.rmtree(venv_dir, ignore_errors=True)  # about 6 GB
     args.out.mkdir(parents=True, exist_ok=True)
     record_path.write_text(json.dumps(rows, indent=1) + "\n")
