@@ -214,3 +214,34 @@ def test_a_killed_or_preempted_run_resumes_when_rerun(tiny_cache, tmp_path, sig)
     expected = json.loads((unbroken_dir / "metrics.json").read_text())
     for key in ("test/accuracy", "test/format_rate", "test/completion_tokens"):
         assert resumed[key] == expected[key], key
+
+
+@pytest.mark.slow  # two CLI runs of the tiny model: the slow tier
+def test_a_run_killed_after_its_final_checkpoint_trains_no_step_more_when_rerun(tiny_cache, tmp_path):
+    """SIGKILL once training is over (the final checkpoint complete, the trained model being saved, the evaluation
+    after next): the rerun resumes at max_steps, trains nothing, and records the steps and scores of the unbroken
+    run (transformers' loop, resumed at max_steps, used to run one step more)."""
+    run_dir = tmp_path / "run"
+    process = _start(run_dir, tiny_cache, tmp_path)
+    final = run_dir / TRAINER_DIR / "checkpoint-8" / checkpoints.MANIFEST
+    deadline = time.time() + 900
+    while not (final.exists() and (run_dir / "model").exists()):
+        assert process.poll() is None, process.stderr.read()[-3000:]
+        assert time.time() < deadline, "training did not end in time"
+        time.sleep(0.05)
+    process.kill()
+    process.communicate(timeout=600)
+    assert not (run_dir / "metrics.json").exists()
+
+    rerun = _start(run_dir, tiny_cache, tmp_path)
+    assert rerun.wait(timeout=900) == 0, rerun.stderr.read()[-3000:]
+    resumed = json.loads((run_dir / "metrics.json").read_text())
+    assert resumed["train/resumed_from_step"] == 8 and resumed["train/steps"] == 8
+    assert _logged_steps(run_dir) == list(range(1, 9))
+
+    unbroken_dir = tmp_path / "unbroken"
+    unbroken = _start(unbroken_dir, tiny_cache, tmp_path)
+    assert unbroken.wait(timeout=900) == 0, unbroken.stderr.read()[-3000:]
+    expected = json.loads((unbroken_dir / "metrics.json").read_text())
+    for key in ("test/accuracy", "test/format_rate", "test/completion_tokens"):
+        assert resumed[key] == expected[key], key
