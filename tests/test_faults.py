@@ -263,6 +263,23 @@ def test_a_full_run_dir_leaves_no_empty_failure_record_and_the_log_keeps_the_rea
     assert any("judge down" in r.getMessage() and "No space left" in r.getMessage() for r in caplog.records)
 
 
+def test_a_full_run_dir_keeps_the_earlier_predictions_history_and_config_whole(tmp_path, monkeypatch):
+    from omegaconf import OmegaConf
+
+    from medvqa_rl.bookkeeping.run_record import write_jsonl, write_resolved_config
+
+    write_jsonl(tmp_path, [{"id": "q1", "correct": True}], "predictions.jsonl")
+    write_resolved_config(tmp_path, OmegaConf.create({"seed": 0}))
+    before = {name: (tmp_path / name).read_text() for name in ("predictions.jsonl", "resolved_config.yaml")}
+    _enospc_under(monkeypatch, tmp_path)
+    with pytest.raises(OSError):
+        write_jsonl(tmp_path, [{"id": f"q{i}", "correct": False} for i in range(100)], "predictions.jsonl")
+    with pytest.raises(OSError):
+        write_resolved_config(tmp_path, OmegaConf.create({"seed": 1}))
+    assert {name: (tmp_path / name).read_text() for name in before} == before  # not cut off, not emptied
+    assert not list(tmp_path.glob("*.partial"))
+
+
 def test_a_full_dataset_cache_builds_the_records_in_memory(tmp_path, monkeypatch, caplog):
     import errno
 

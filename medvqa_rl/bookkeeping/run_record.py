@@ -50,18 +50,22 @@ def installed_distribution(distributions: tuple[str, ...]) -> tuple[str, str] | 
     return None
 
 
-def write_json(path: Path, value, **dumps) -> Path:
+def write_atomically(path: Path, text: str) -> Path:
     """Written whole or not at all (a temporary file, named for this process, renamed): a process killed here
     leaves no half file, and processes writing the same path just replace each other's."""
     path = Path(path)
     partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
     try:
-        partial.write_text(json.dumps(value, **dumps))
+        partial.write_text(text, encoding="utf-8")
         os.replace(partial, path)
     except BaseException:  # a full disk (ENOSPC) or a kill: no partial left behind, and any earlier file kept
         partial.unlink(missing_ok=True)
         raise
     return path
+
+
+def write_json(path: Path, value, **dumps) -> Path:
+    return write_atomically(path, json.dumps(value, **dumps))
 
 
 def write_cache_json(path: Path, value, **dumps) -> bool:
@@ -102,11 +106,7 @@ def finished_record(run_dir: Path) -> dict | None:
 
 def write_jsonl(run_dir: Path, rows: list[dict], name: str) -> Path:
     """One JSON object a line: predictions, and history.jsonl (the trainer's logged steps)."""
-    path = Path(run_dir) / name
-    with path.open("w") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    return path
+    return write_atomically(Path(run_dir) / name, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -118,9 +118,7 @@ def read_jsonl(path: Path) -> list[dict]:
 
 def write_resolved_config(run_dir: Path, cfg: DictConfig) -> Path:
     """The resolved config beside the metrics: it travels with them if a rerun sets the record aside."""
-    path = Path(run_dir) / "resolved_config.yaml"
-    OmegaConf.save(cfg, path, resolve=True)
-    return path
+    return write_atomically(Path(run_dir) / "resolved_config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
 
 
 def write_init_record(run_dir: Path, key: dict, metrics: dict, predictions: list[dict]) -> None:
