@@ -176,6 +176,7 @@ def test_no_symlinks_in_the_tree():
 def test_paper_studies_script_runs_a_study_and_writes_its_tables(tiny_cache, tmp_path):
     import os
     import subprocess
+    import sys
 
     script = Path(CONF_DIR).parent / "sweeps" / "paper_studies.sh"
     # The script calls `python`: the interpreter running these tests, also where its venv is used without activating it.
