@@ -174,14 +174,28 @@ def _start(run_dir: Path, tiny_cache: str, cwd: Path) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True)
 
 
+def _wait_until(process: subprocess.Popen, ready, what: str, timeout: float, poll: float) -> None:
+    """Polls ready() while the run is alive; fails with its stderr if it ends first, or after timeout seconds."""
+    deadline = time.time() + timeout
+    while not ready():
+        assert process.poll() is None, process.stderr.read()[-3000:]
+        assert time.time() < deadline, f"{what} not in time"
+        time.sleep(poll)
+
+
 def _wait_for_checkpoint(process: subprocess.Popen, run_dir: Path, timeout: float = 600) -> None:
     # checksums.json is written last: a kill before it leaves checkpoint-2 incomplete, set aside on rerun
     marker = run_dir / TRAINER_DIR / "checkpoint-2" / checkpoints.MANIFEST
-    deadline = time.time() + timeout
-    while not marker.exists():
-        assert process.poll() is None, process.stderr.read()[-3000:]
-        assert time.time() < deadline, "no checkpoint in time"
-        time.sleep(0.2)
+    _wait_until(process, marker.exists, "no checkpoint", timeout, poll=0.2)
+
+
+def _assert_scores_as_an_unbroken_run(resumed: dict, tiny_cache: str, tmp_path: Path) -> None:
+    unbroken_dir = tmp_path / "unbroken"
+    unbroken = _start(unbroken_dir, tiny_cache, tmp_path)
+    assert unbroken.wait(timeout=900) == 0, unbroken.stderr.read()[-3000:]
+    expected = json.loads((unbroken_dir / "metrics.json").read_text())
+    for key in ("test/accuracy", "test/format_rate", "test/completion_tokens"):
+        assert resumed[key] == expected[key], key
 
 
 @pytest.mark.slow  # three CLI runs of the tiny model: the slow tier
@@ -190,7 +204,7 @@ def test_a_killed_or_preempted_run_resumes_when_rerun(tiny_cache, tmp_path, sig)
     """SIGKILL after the first checkpoint: the rerun resumes from a saved step, not step 0. SIGTERM: the run
     saves a checkpoint at the step it reached, exits non-zero with a 'preempted' record, and the rerun
     continues from exactly there. Either way it ends as the unbroken run does."""
-    unbroken_dir, run_dir = tmp_path / "unbroken", tmp_path / "run"
+    run_dir = tmp_path / "run"
     process = _start(run_dir, tiny_cache, tmp_path)
     _wait_for_checkpoint(process, run_dir)
     process.send_signal(sig)
@@ -208,12 +222,7 @@ def test_a_killed_or_preempted_run_resumes_when_rerun(tiny_cache, tmp_path, sig)
     if sig == signal.SIGTERM:
         assert resumed["train/resumed_from_step"] == saved
     assert _logged_steps(run_dir) == list(range(1, 9))
-
-    unbroken = _start(unbroken_dir, tiny_cache, tmp_path)
-    assert unbroken.wait(timeout=900) == 0, unbroken.stderr.read()[-3000:]
-    expected = json.loads((unbroken_dir / "metrics.json").read_text())
-    for key in ("test/accuracy", "test/format_rate", "test/completion_tokens"):
-        assert resumed[key] == expected[key], key
+    _assert_scores_as_an_unbroken_run(resumed, tiny_cache, tmp_path)
 
 
 @pytest.mark.slow  # two CLI runs of the tiny model: the slow tier
@@ -224,11 +233,7 @@ def test_a_run_killed_after_its_final_checkpoint_trains_no_step_more_when_rerun(
     run_dir = tmp_path / "run"
     process = _start(run_dir, tiny_cache, tmp_path)
     final = run_dir / TRAINER_DIR / "checkpoint-8" / checkpoints.MANIFEST
-    deadline = time.time() + 900
-    while not (final.exists() and (run_dir / "model").exists()):
-        assert process.poll() is None, process.stderr.read()[-3000:]
-        assert time.time() < deadline, "training did not end in time"
-        time.sleep(0.05)
+    _wait_until(process, lambda: final.exists() and (run_dir / "model").exists(), "the end of training", 900, poll=0.05)
     process.kill()
     process.communicate(timeout=600)
     assert not (run_dir / "metrics.json").exists()
@@ -238,10 +243,4 @@ def test_a_run_killed_after_its_final_checkpoint_trains_no_step_more_when_rerun(
     resumed = json.loads((run_dir / "metrics.json").read_text())
     assert resumed["train/resumed_from_step"] == 8 and resumed["train/steps"] == 8
     assert _logged_steps(run_dir) == list(range(1, 9))
-
-    unbroken_dir = tmp_path / "unbroken"
-    unbroken = _start(unbroken_dir, tiny_cache, tmp_path)
-    assert unbroken.wait(timeout=900) == 0, unbroken.stderr.read()[-3000:]
-    expected = json.loads((unbroken_dir / "metrics.json").read_text())
-    for key in ("test/accuracy", "test/format_rate", "test/completion_tokens"):
-        assert resumed[key] == expected[key], key
+    _assert_scores_as_an_unbroken_run(resumed, tiny_cache, tmp_path)
