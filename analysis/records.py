@@ -52,7 +52,7 @@ EXCLUDED_COLUMNS = ["run", "sweep", "sweep_version", "wandb_group", "seed", *FAC
 
 
 # A table's metric key (tables.METRICS, in-domain or an extra set's): test/<metric> or test/<set>/<metric>.
-_TABLE_METRIC = re.compile(r"test/(?:[^/]+/)?(accuracy|perplexity|similarity|judge_score|completion_tokens)")
+_TABLE_METRIC = re.compile(r"test/(?:[^/]+/)?(accuracy|perplexity|similarity|judge_score|completion_tokens|format_rate)")
 
 
 def _run_row(run: str, sweep: tuple, seed, factors: dict, metrics: dict, group: str | None = None) -> dict:

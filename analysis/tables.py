@@ -28,6 +28,7 @@ METRICS = (
     ("test/similarity", "Similarity"),
     ("test/judge_score", "Judge score (%)"),
     ("test/completion_tokens", "Completion length (tokens)"),
+    ("test/format_rate", "Format rate (%)"),  # well-formed under the run's reasoning format (reasoning=think|none|after)
 )
 _TEST_SET = re.compile(r"test/([^/]+)/accuracy")
 

@@ -46,9 +46,9 @@ def test_extra_test_sets_are_found_by_their_accuracy_keys():
     assert extra_test_sets(columns) == ["synthetic_ood", "vqa_rad"]  # closed/open are in-domain metric groups
     assert extra_test_sets([c + "_mean" for c in columns], "_mean") == ["synthetic_ood", "vqa_rad"]
     groups = [(column, group) for column, _, group in metric_columns(columns)]
-    assert groups[:5] == [(c, "in-domain") for c in ("test/accuracy", "test/perplexity", "test/similarity",
-                                                     "test/judge_score", "test/completion_tokens")]
-    assert groups[5:] == [("test/synthetic_ood/accuracy", "synthetic_ood"), ("test/synthetic_ood/judge_score", "synthetic_ood"),
+    assert groups[:6] == [(c, "in-domain") for c in ("test/accuracy", "test/perplexity", "test/similarity",
+                                                     "test/judge_score", "test/completion_tokens", "test/format_rate")]
+    assert groups[6:] == [("test/synthetic_ood/accuracy", "synthetic_ood"), ("test/synthetic_ood/judge_score", "synthetic_ood"),
                           ("test/vqa_rad/accuracy", "vqa_rad")]
 
 
@@ -68,9 +68,9 @@ def test_per_arm_and_paired_tables_have_a_column_group_per_test_set(report):
     assert paired.loc["sft_full", "test/synthetic_ood/accuracy_ci95"] == pytest.approx(0.0)
     header = (report / "methods.md").read_text().splitlines()[4]
     titles = [cell.strip() for cell in header.strip("|").split("|")]
-    assert titles[:7] == ["method", "n", "Accuracy (%)", "Perplexity", "Similarity", "Judge score (%)",
-                          "Completion length (tokens)"]
-    assert titles[7:11] == ["synthetic_ood: Accuracy (%)", "synthetic_ood: Perplexity", "synthetic_ood: Judge score (%)",
+    assert titles[:8] == ["method", "n", "Accuracy (%)", "Perplexity", "Similarity", "Judge score (%)",
+                          "Completion length (tokens)", "Format rate (%)"]
+    assert titles[8:12] == ["synthetic_ood: Accuracy (%)", "synthetic_ood: Perplexity", "synthetic_ood: Judge score (%)",
                             "vqa_rad: Accuracy (%)"]
     assert "synthetic_ood: Accuracy (%)" in (report / "methods_paired.md").read_text()
 
@@ -80,7 +80,7 @@ def test_the_report_groups_each_test_sets_columns_under_its_name(report):
     section = html[html.index('<h2 id="methods">'):]
     # One header row names the groups (in-domain first), the next the metrics.
     assert section.index(">in-domain</th>") < section.index(">synthetic_ood</th>") < section.index(">vqa_rad</th>")
-    assert 'colspan="5" halign="left">in-domain</th>' in section
+    assert 'colspan="6" halign="left">in-domain</th>' in section
     assert 'colspan="3" halign="left">synthetic_ood</th>' in section
     assert f"{ACCURACY['grpo'][1] + 2:.2f} ± " in section and "-14.00 ± 0.00" in section
 

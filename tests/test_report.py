@@ -39,7 +39,8 @@ def accuracy(level: str, seed: int) -> float:
 def _metrics(level: str, seed: int) -> dict:
     acc = accuracy(level, seed)
     return {"test/accuracy": acc, "test/perplexity": 1.3 - 0.01 * seed, "test/similarity": 0.95,
-            "test/judge_score": acc + 20.0, "test/completion_tokens": 12.0 + GAIN[level], "init/test/accuracy": 41.2,
+            "test/judge_score": acc + 20.0, "test/completion_tokens": 12.0 + GAIN[level],
+            "test/format_rate": 99.0 - seed, "init/test/accuracy": 41.2,
             "seed": seed, "train/steps": 200, "train/examples": 1600, "train/processes": 1, **VERSIONS}
 
 
@@ -81,7 +82,8 @@ def add_bad_runs(root: Path) -> dict[str, str]:
     """Runs that must be listed and never averaged, each holding ABSURD where a number can be;
     {path relative to root: status}."""
     absurd = {**_metrics("dr_grpo", 0), "test/accuracy": ABSURD, "test/perplexity": ABSURD,
-              "test/similarity": ABSURD, "test/judge_score": ABSURD, "test/completion_tokens": ABSURD}
+              "test/similarity": ABSURD, "test/judge_score": ABSURD, "test/completion_tokens": ABSURD,
+              "test/format_rate": ABSURD}
     absurd_history = [{"step": s, "reward": ABSURD, "completions/mean_length": ABSURD, "rewards/accuracy/mean": ABSURD}
                       for s in (10, 20)]
     failed = _run_dir(root, "bias", "dr_grpo", 3, absurd, absurd_history)  # failed after writing its metrics
