@@ -38,6 +38,12 @@ NUMBERS = [
     ("by 3.4 tokens", "length_questions.csv", "ecr", "in-domain", "completion_tokens", "effect", 1),
     ("(Holm p 0.038)", "length_questions.csv", "ecr", "in-domain", "completion_tokens", "p_adjusted", 3),
     ("CWR's 2.7 tokens", "length_questions.csv", "cwr", "in-domain", "completion_tokens", "effect", 1),
+    ("no KL -6.9 points", "kl_questions.csv", "0.0", "in-domain", "accuracy", "effect", 1),
+    ("ten times it -3.3", "kl_questions.csv", "0.4", "in-domain", "accuracy", "effect", 1),
+    ("(detectable: about 16.4 points); against", "kl_questions.csv", "0.4", "in-domain", "accuracy", "detectable", 1),
+    ("the answer alone -3.9", "reasoning_questions.csv", "none", "in-domain", "accuracy", "effect", 1),
+    ("its reasoning -8.0", "reasoning_questions.csv", "after", "in-domain", "accuracy", "effect", 1),
+    ("about 14.9 points). `objectives`", "reasoning_questions.csv", "after", "in-domain", "accuracy", "detectable", 1),
 ]
 # (verdict table, level, test set, metric, how the verdict the README gives it begins)
 VERDICTS = [
@@ -53,6 +59,9 @@ VERDICTS = [
     ("length_questions.csv", "cwr", "in-domain", "accuracy", "not resolved at n = 3 seeds"),
     ("length_questions.csv", "ecr", "in-domain", "completion_tokens", "higher: resolved at n = 3 seeds"),
     ("length_questions.csv", "cwr", "in-domain", "completion_tokens", "not resolved at n = 3 seeds"),
+    *[(table, level, test_set, "accuracy", "not resolved at n = 3 seeds")  # "resolves anything at n = 3 seeds"
+      for table, levels in (("kl_questions.csv", ("0.0", "0.4")), ("reasoning_questions.csv", ("none", "after")))
+      for level in levels for test_set in ("in-domain", "synthetic_ood")],
 ]
 
 
@@ -62,7 +71,7 @@ def _readme() -> str:
 
 def _row(table: str, level: str, test_set: str, metric: str) -> pd.Series:
     frame = pd.read_csv(STUDIES / table)
-    return frame[(frame["level"] == level) & (frame["test_set"] == test_set) & (frame["metric"] == metric)].iloc[0]
+    return frame[(frame["level"].astype(str) == level) & (frame["test_set"] == test_set) & (frame["metric"] == metric)].iloc[0]
 
 
 @pytest.mark.parametrize(("method", "in_domain", "ood"), METHODS, ids=[m[0] for m in METHODS])
@@ -120,6 +129,15 @@ def test_what_the_readme_says_of_the_factorial_is_its_model():
     assert factorial.groupby("seed").size().to_dict() == {0: 24, 1: 24, 2: 24}  # "24 arms at 3 seeds"
     assert "The factorial (24 arms at 3 seeds;" in _readme()
     assert "all 72 runs" in (STUDIES / "README.md").read_text()
+
+
+def test_what_the_readme_says_of_the_reasoning_formats_init_is_the_records():
+    """"all arms start from a tiny instruct taught all three, 100% well-formed in each before training"."""
+    runs = pd.read_csv(STUDIES / "runs.csv")
+    reasoning = runs[runs["sweep"] == "reasoning"]
+    assert sorted(reasoning["reasoning"]) == ["after"] * 3 + ["none"] * 3 + ["think"] * 3
+    assert (reasoning["init/test/format_rate"] == 100.0).all()
+    assert "all arms start from a tiny instruct taught all three, 100% well-formed in each before training" in _readme()
 
 
 def test_what_the_readme_says_of_the_evaluation_protocol_is_the_methods_v2_tables():
