@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import OmegaConf
 
+from analysis.tables import METRICS as TABLE_METRICS
 from medvqa_rl.bookkeeping.checkpoints import checkpoints
 from medvqa_rl.bookkeeping.question_outcomes import (WANDB_KEY, OutcomeReader, Outcomes, local_outcomes,
                                                      outcomes_from_table)
@@ -52,7 +53,8 @@ EXCLUDED_COLUMNS = ["run", "sweep", "sweep_version", "wandb_group", "seed", *FAC
 
 
 # A table's metric key (tables.METRICS, in-domain or an extra set's): test/<metric> or test/<set>/<metric>.
-_TABLE_METRIC = re.compile(r"test/(?:[^/]+/)?(accuracy|perplexity|similarity|judge_score|completion_tokens|format_rate)")
+_TABLE_METRIC = re.compile(r"test/(?:[^/]+/)?(%s)" % "|".join(re.escape(column.removeprefix("test/"))
+                                                           for column, _ in TABLE_METRICS))
 
 
 def _run_row(run: str, sweep: tuple, seed, factors: dict, metrics: dict, group: str | None = None) -> dict:
