@@ -38,13 +38,21 @@ NUMBERS = [
     ("by 3.4 tokens", "length_questions.csv", "ecr", "in-domain", "completion_tokens", "effect", 1),
     ("(Holm p 0.038)", "length_questions.csv", "ecr", "in-domain", "completion_tokens", "p_adjusted", 3),
     ("CWR's 2.7 tokens", "length_questions.csv", "cwr", "in-domain", "completion_tokens", "effect", 1),
-    ("no KL -6.9 points", "kl_questions.csv", "0.0", "in-domain", "accuracy", "effect", 1),
+    ("DAPO +3.8 points in-domain", "objectives_questions.csv", "dapo", "in-domain", "accuracy", "effect", 1),
+    ("LUSPO +3.4,", "objectives_questions.csv", "luspo", "in-domain", "accuracy", "effect", 1),
+    ("SAPO -6.2,", "objectives_questions.csv", "sapo", "in-domain", "accuracy", "effect", 1),
+    ("CISPO -11.4,", "objectives_questions.csv", "cispo", "in-domain", "accuracy", "effect", 1),
+    ("(detectable: about 11.1 points); against", "objectives_questions.csv", "cispo", "in-domain", "accuracy",
+     "detectable", 1),
+    ("no KL -6.9 and", "kl_questions.csv", "0.0", "in-domain", "accuracy", "effect", 1),
     ("ten times it -3.3", "kl_questions.csv", "0.4", "in-domain", "accuracy", "effect", 1),
-    ("(detectable: about 16.4 points); against", "kl_questions.csv", "0.4", "in-domain", "accuracy", "detectable", 1),
+    ("(detectable: about 16.4); against", "kl_questions.csv", "0.4", "in-domain", "accuracy", "detectable", 1),
     ("the answer alone -3.9", "reasoning_questions.csv", "none", "in-domain", "accuracy", "effect", 1),
     ("its reasoning -8.0", "reasoning_questions.csv", "after", "in-domain", "accuracy", "effect", 1),
-    ("about 14.9 points). `objectives`", "reasoning_questions.csv", "after", "in-domain", "accuracy", "detectable", 1),
+    ("(detectable: about 14.9", "reasoning_questions.csv", "after", "in-domain", "accuracy", "detectable", 1),
 ]
+# The objectives the README names, each |effect| >= 2 points in-domain; "the other four within 2".
+OBJECTIVES_NAMED = {"dapo", "luspo", "sapo", "cispo"}
 # (verdict table, level, test set, metric, how the verdict the README gives it begins)
 VERDICTS = [
     ("methods-v1_questions.csv", "dpo", "in-domain", "accuracy", "lower: resolved at n = 3 seeds"),
@@ -60,7 +68,9 @@ VERDICTS = [
     ("length_questions.csv", "ecr", "in-domain", "completion_tokens", "higher: resolved at n = 3 seeds"),
     ("length_questions.csv", "cwr", "in-domain", "completion_tokens", "not resolved at n = 3 seeds"),
     *[(table, level, test_set, "accuracy", "not resolved at n = 3 seeds")  # "resolves anything at n = 3 seeds"
-      for table, levels in (("kl_questions.csv", ("0.0", "0.4")), ("reasoning_questions.csv", ("none", "after")))
+      for table, levels in (("kl_questions.csv", ("0.0", "0.4")), ("reasoning_questions.csv", ("none", "after")),
+                            ("objectives_questions.csv", ("dr_grpo", "dapo", "gspo", "bnpo", "cispo", "sapo", "luspo",
+                                                          "vespo")))
       for level in levels for test_set in ("in-domain", "synthetic_ood")],
 ]
 
@@ -132,12 +142,12 @@ def test_what_the_readme_says_of_the_factorial_is_its_model():
 
 
 def test_what_the_readme_says_of_the_reasoning_formats_init_is_the_records():
-    """"all arms start from a tiny instruct taught all three, 100% well-formed in each before training"."""
+    """"from a tiny instruct 100% well-formed in all three before training"."""
     runs = pd.read_csv(STUDIES / "runs.csv")
     reasoning = runs[runs["sweep"] == "reasoning"]
     assert sorted(reasoning["reasoning"]) == ["after"] * 3 + ["none"] * 3 + ["think"] * 3
     assert (reasoning["init/test/format_rate"] == 100.0).all()
-    assert "all arms start from a tiny instruct taught all three, 100% well-formed in each before training" in _readme()
+    assert "from a tiny instruct 100% well-formed in all three before training" in _readme()
 
 
 def test_what_the_readme_says_of_the_evaluation_protocol_is_the_methods_v2_tables():
@@ -159,3 +169,15 @@ def test_what_the_readme_says_of_the_evaluation_protocol_is_the_methods_v2_table
             .astype(str).to_dict())  # "greedy accuracy as above"
     dpo = _row("methods-v2_questions.csv", "dpo", "in-domain", "accuracy")
     assert dpo["verdict"].startswith("not resolved") and f"(Holm p {dpo['p_adjusted']:.3f})" in readme
+
+
+def test_what_the_readme_says_of_the_objectives_is_their_table():
+    """"against GRPO, DAPO ..., LUSPO ..., SAPO ..., CISPO ..., the other four within 2": every objective of the sweep
+    is a level of the verdict table, and the ones the README leaves unnamed moved accuracy by less than 2 points."""
+    frame = pd.read_csv(STUDIES / "objectives_questions.csv")
+    accuracy = frame[(frame["metric"] == "accuracy") & (frame["test_set"] == "in-domain")].set_index("level")
+    assert set(accuracy.index) == {"dr_grpo", "dapo", "gspo", "bnpo", "cispo", "sapo", "luspo", "vespo"}
+    assert (accuracy["reference"] == "grpo").all()
+    assert set(accuracy.index[accuracy["effect"].abs() >= 2]) == OBJECTIVES_NAMED
+    runs = pd.read_csv(STUDIES / "runs.csv")
+    assert runs[runs["sweep"] == "objectives"].groupby("seed").size().to_dict() == {0: 9, 1: 9, 2: 9}
