@@ -4,6 +4,7 @@ table's (<study>_questions.csv; the factorial's model: factorial_effects.csv).""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -181,3 +182,18 @@ def test_what_the_readme_says_of_the_objectives_is_their_table():
     assert set(accuracy.index[accuracy["effect"].abs() >= 2]) == OBJECTIVES_NAMED
     runs = pd.read_csv(STUDIES / "runs.csv")
     assert runs[runs["sweep"] == "objectives"].groupby("seed").size().to_dict() == {0: 9, 1: 9, 2: 9}
+
+
+def test_the_quick_start_output_is_the_reference_runs_record():
+    """"What you see (seed 0; the numbers are those of the same run in results/studies ...)": the quick start's init
+    and trained accuracies are seed 0's reference arm (GRPO from instruct, trained once, in `bias`)."""
+    record = json.loads((STUDIES / "runs" / "bias-v1" / "bias=grpo,seed=0" / "metrics.json").read_text())
+    block = (ROOT / "README.md").read_text().split("What you see", 1)[1].split("```", 2)[1]
+    assert "seed 0; the numbers are those of the same run in results/studies" in _readme()
+    assert (f"init: in-domain test split accuracy {record['init/test/accuracy']:.1f}%" in block
+            and f"init: test set synthetic_ood accuracy {record['init/test/synthetic_ood/accuracy']:.1f}%" in block)
+    assert (f"trained: in-domain test split accuracy {record['test/accuracy']:.1f}% "
+            f"(init {record['init/test/accuracy']:.1f}%)") in block
+    assert (f"trained: test set synthetic_ood accuracy {record['test/synthetic_ood/accuracy']:.1f}% "
+            f"(init {record['init/test/synthetic_ood/accuracy']:.1f}%)") in block
+    assert record["seed"] == 0
