@@ -52,7 +52,9 @@ NUMBERS = [
     ("its reasoning -8.0", "reasoning_questions.csv", "after", "in-domain", "accuracy", "effect", 1),
     ("(detectable: about 14.9", "reasoning_questions.csv", "after", "in-domain", "accuracy", "detectable", 1),
 ]
-# The objectives the README names, each |effect| >= 2 points in-domain; "the other four within 2".
+# The objectives study's levels against its reference, grpo; the README names those with |effect| >= 2 points
+# in-domain ("the other four within 2").
+OBJECTIVES = ("dr_grpo", "dapo", "gspo", "bnpo", "cispo", "sapo", "luspo", "vespo")
 OBJECTIVES_NAMED = {"dapo", "luspo", "sapo", "cispo"}
 # (verdict table, level, test set, metric, how the verdict the README gives it begins)
 VERDICTS = [
@@ -70,8 +72,7 @@ VERDICTS = [
     ("length_questions.csv", "cwr", "in-domain", "completion_tokens", "not resolved at n = 3 seeds"),
     *[(table, level, test_set, "accuracy", "not resolved at n = 3 seeds")  # "resolves anything at n = 3 seeds"
       for table, levels in (("kl_questions.csv", ("0.0", "0.4")), ("reasoning_questions.csv", ("none", "after")),
-                            ("objectives_questions.csv", ("dr_grpo", "dapo", "gspo", "bnpo", "cispo", "sapo", "luspo",
-                                                          "vespo")))
+                            ("objectives_questions.csv", OBJECTIVES))
       for level in levels for test_set in ("in-domain", "synthetic_ood")],
 ]
 
@@ -177,7 +178,7 @@ def test_what_the_readme_says_of_the_objectives_is_their_table():
     is a level of the verdict table, and the ones the README leaves unnamed moved accuracy by less than 2 points."""
     frame = pd.read_csv(STUDIES / "objectives_questions.csv")
     accuracy = frame[(frame["metric"] == "accuracy") & (frame["test_set"] == "in-domain")].set_index("level")
-    assert set(accuracy.index) == {"dr_grpo", "dapo", "gspo", "bnpo", "cispo", "sapo", "luspo", "vespo"}
+    assert set(accuracy.index) == set(OBJECTIVES)
     assert (accuracy["reference"] == "grpo").all()
     assert set(accuracy.index[accuracy["effect"].abs() >= 2]) == OBJECTIVES_NAMED
     runs = pd.read_csv(STUDIES / "runs.csv")
